@@ -1,0 +1,75 @@
+"""The ``dgmbench`` command line. Each sub-command lives in ``dgmbench/commands/<name>.py``.
+
+Exit codes: 0 ok, 1 a check failed (``regress`` found a regression), 2 usage error,
+3 data or model error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+from .errors import EXIT_OK, DgmbenchError
+
+COMMANDS = ("datasets", "models", "score", "table", "report", "regress", "stats")
+
+DESCRIPTION = """\
+dgmbench: evaluate and benchmark deep generative models.
+
+Scores any model or sample set (FID, KID, IS, precision/recall, density/coverage,
+MMD, KDE log-likelihood, NLL and bits/dim, CLIP alignment, sampling speed), trains
+reference baselines of seven families, regenerates the comparison table and report,
+and gates CI on metric regressions.
+"""
+
+EPILOG = """\
+examples:
+  dgmbench datasets list
+  dgmbench score --samples gen.npz --dataset mnist --metrics fid,kid,mmd
+  dgmbench score --model baselines/runs/vae-digits.pt --dataset digits --metrics fid,prdc,nll,speed
+  dgmbench table --dataset digits && dgmbench report
+  dgmbench regress --baseline leaderboards/digits.baseline.json --current results.jsonl
+
+exit codes: 0 ok, 1 a check failed (regression), 2 usage error, 3 data or model error
+environment: DGMBENCH_HOME (cache, default ~/.cache/dgmbench), DGMBENCH_DATA_DIR (local
+dataset copies), DGMBENCH_MIRROR (URL base for dataset downloads)
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dgmbench", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of tables")
+    parser.add_argument("--version", action="version", version="dgmbench 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"dgmbench.commands.{name}").add_parser(sub)
+    return parser
+
+
+def print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_OK
+    try:
+        rc = args.func(args)
+    except DgmbenchError as e:
+        print(f"dgmbench {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"dgmbench {args.command}: interrupted; finished work is kept and a rerun resumes", file=sys.stderr)
+        return 130
+    return EXIT_OK if rc is None else int(rc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

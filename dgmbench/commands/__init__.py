@@ -1,0 +1,1 @@
+"""One module per ``dgmbench`` sub-command; each defines ``add_parser(subparsers)``."""

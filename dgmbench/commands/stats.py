@@ -1,0 +1,14 @@
+"""`dgmbench stats` (placeholder until its issue lands)."""
+
+from __future__ import annotations
+
+from ..errors import UsageError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("stats", help="(stats: under construction)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    raise UsageError("'dgmbench stats' is not available in this build yet")

@@ -1,0 +1,223 @@
+"""Evaluation records, a JSONL store with atomic appends, and pandas tables.
+
+A :class:`Record` is one evaluation of one model on one dataset split. Each metric is a
+:class:`MetricValue` with its value, n, uncertainty and provenance (feature extractor and
+its weights' sha256, resize mode). ``kind`` on likelihood metrics is ``exact``, ``bound``
+or ``estimate``; ``value`` is None with a ``note`` when a metric could not be computed
+(e.g. the Inception logits weights for IS are missing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import DataError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class MetricValue:
+    """One metric's value. Units are in ``unit`` (e.g. 'nats', 'bits/dim', 'samples/s')."""
+
+    name: str
+    value: float | None
+    n: int | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    std: float | None = None
+    kind: str | None = None
+    unit: str | None = None
+    extractor: str | None = None
+    extractor_sha256: str | None = None
+    resize: str | None = None
+    higher_is_better: bool | None = None
+    note: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ci(self) -> tuple[float, float] | None:
+        return None if self.ci_low is None else (self.ci_low, self.ci_high)
+
+    def format(self, digits: int = 4) -> str:
+        """'12.34 [11.9, 12.8]' or '12.34 ± 0.5' or the note when there is no value."""
+        if self.value is None:
+            return f"n/a ({self.note})" if self.note else "n/a"
+        s = f"{self.value:.{digits}g}"
+        if self.ci_low is not None:
+            s += f" [{self.ci_low:.{digits}g}, {self.ci_high:.{digits}g}]"
+        elif self.std is not None:
+            s += f" ± {self.std:.{digits - 1}g}"
+        if self.kind:
+            s += f" ({self.kind})"
+        return s
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that can change a number."""
+    out = {"python": platform.python_version()}
+    for mod in ("dgmbench", "torch", "torch_fidelity", "numpy", "scipy", "sklearn", "open_clip"):
+        try:
+            m = __import__(mod)
+            out[mod] = str(getattr(m, "__version__", "unknown"))
+        except Exception:  # noqa: BLE001 - optional packages
+            continue
+    return out
+
+
+def git_revision(path: str | None = None) -> str | None:
+    """The git commit of ``path`` (default: the current directory), or None."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=path or os.getcwd(), capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+@dataclass
+class Record:
+    """One evaluation: model x dataset split x metrics, with everything needed to reproduce it."""
+
+    model: str
+    dataset: str
+    split: str
+    metrics: dict[str, MetricValue] = field(default_factory=dict)
+    family: str | None = None
+    seed: int = 0
+    device: str = "cpu"
+    n_samples: int | None = None
+    wall_time_s: float | None = None
+    versions: dict[str, str] = field(default_factory=package_versions)
+    git_rev: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    record_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    schema_version: int = SCHEMA_VERSION
+
+    def add(self, mv: MetricValue) -> None:
+        self.metrics[mv.name] = mv
+
+    def value(self, name: str) -> float | None:
+        mv = self.metrics.get(name)
+        return None if mv is None else mv.value
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["metrics"] = {k: asdict(v) for k, v in self.metrics.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Record:
+        d = dict(d)
+        version = d.get("schema_version", 0)
+        if version > SCHEMA_VERSION:
+            raise DataError(f"record schema version {version} is newer than this dgmbench ({SCHEMA_VERSION}); upgrade dgmbench")
+        known_mv = {f.name for f in dataclasses.fields(MetricValue)}
+        metrics = {}
+        for k, v in (d.pop("metrics", None) or {}).items():
+            v = {kk: vv for kk, vv in v.items() if kk in known_mv}
+            v.setdefault("name", k)
+            metrics[k] = MetricValue(**v)
+        known = {f.name for f in dataclasses.fields(cls)}
+        rec = cls(**{k: v for k, v in d.items() if k in known})
+        rec.metrics = metrics
+        return rec
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, allow_nan=True)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and an atomic rename."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class RecordStore:
+    """Append-only JSONL file of Records.
+
+    Appends take an exclusive lock and write each record as one line with one write
+    call, so concurrent writers never interleave and a kill leaves at most a torn last
+    line, which :meth:`load` skips with a warning instead of failing.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+
+    def append(self, record: Record) -> None:
+        import fcntl
+
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)) or ".", exist_ok=True)
+        line = (record.to_json() + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            # a torn last line from a killed writer would glue onto ours: start a fresh line
+            size = os.fstat(fd).st_size
+            if size:
+                with open(self.path, "rb") as f:
+                    f.seek(size - 1)
+                    if f.read(1) != b"\n":
+                        line = b"\n" + line
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def load(self) -> list[Record]:
+        if not os.path.exists(self.path):
+            return []
+        records = []
+        with open(self.path) as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    records.append(Record.from_dict(json.loads(line)))
+                except json.JSONDecodeError:
+                    import warnings
+
+                    warnings.warn(f"{self.path}:{lineno}: skipping a corrupt or truncated record line", stacklevel=2)
+        return records
+
+
+def to_frame(records: list[Record], wide: bool = False):
+    """Records as a pandas DataFrame: one row per (record, metric), or one row per record when ``wide``."""
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        base = {"record_id": r.record_id, "model": r.model, "family": r.family, "dataset": r.dataset,
+                "split": r.split, "seed": r.seed, "device": r.device, "created": r.created}
+        for name, mv in r.metrics.items():
+            rows.append({**base, "metric": name, "value": mv.value, "n": mv.n, "ci_low": mv.ci_low,
+                         "ci_high": mv.ci_high, "std": mv.std, "kind": mv.kind, "unit": mv.unit,
+                         "extractor": mv.extractor, "note": mv.note})
+    df = pd.DataFrame(rows)
+    if wide and not df.empty:
+        df = df.pivot_table(index=["record_id", "model", "family", "dataset", "split", "seed"],
+                            columns="metric", values="value", aggfunc="first").reset_index()
+    return df
