@@ -1,0 +1,21 @@
+"""Feature extractors (Inception via torch-fidelity, CLIP via open_clip, domain classifiers, raw),
+float64 streaming statistics, the one-pass feature extraction and the reference cache."""
+
+from .base import FeatureExtractor, RawPixels
+from .cache import CachedReference, cache_key, cached_reference_features
+from .registry import (
+    FeaturePass,
+    default_extractor,
+    extract_features,
+    extractor_info,
+    feature_pass,
+    get_extractor,
+    resolve_device,
+)
+from .stats import StreamingStats
+
+__all__ = [
+    "CachedReference", "FeatureExtractor", "FeaturePass", "RawPixels", "StreamingStats", "cache_key",
+    "cached_reference_features", "default_extractor", "extract_features", "extractor_info", "feature_pass",
+    "get_extractor", "resolve_device",
+]

@@ -3,11 +3,18 @@
 An extractor maps float images in [0, 1] (N, C, H, W) to named feature tensors, e.g.
 ``{"pool": (N, 2048), "logits": (N, 1008)}`` for Inception. Its ``sha256`` identifies the
 weights (it is written into every Record and into the reference-statistics cache key), and
-``resize`` names the resize mode applied before the network (e.g. 'tf-bilinear-299').
+``resize`` names the resize mode applied before the network (e.g.
+'torch-fidelity-bilinear-299').
+
+``feature_output`` names the output that FID, KID and precision/recall/density/coverage
+use; ``logits_output`` the class logits for Inception-Score-style metrics (None when the
+extractor has none, or its weights lack them). ``extract(images, outputs=None)`` may be
+asked for a subset of ``outputs`` to skip work.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -19,8 +26,10 @@ class FeatureExtractor(Protocol):
     sha256: str | None
     resize: str | None
     outputs: tuple[str, ...]  # names of the tensors ``extract`` returns
+    feature_output: str  # the output FID/KID/PRDC use
+    logits_output: str | None  # class logits (IS-style scores), or None
 
-    def extract(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def extract(self, images: torch.Tensor, outputs: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """Images float [0, 1] (N, C, H, W) -> {output name: (N, d) float tensor} on CPU."""
         ...
 
@@ -32,6 +41,9 @@ class RawPixels:
     sha256 = None
     resize = None
     outputs = ("raw",)
+    feature_output = "raw"
+    logits_output = None
+    device = torch.device("cpu")
 
-    def extract(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def extract(self, images: torch.Tensor, outputs: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         return {"raw": images.reshape(images.shape[0], -1).float().cpu()}

@@ -1,0 +1,197 @@
+"""On-disk cache of reference-set features and their float64 statistics.
+
+Entries live in ``$DGMBENCH_HOME/reference/<key>.pt`` (``DGMBENCH_HOME`` defaults to
+``~/.cache/dgmbench``; ``DGMBENCH_CACHE=0`` disables the cache). The key is the sha256
+of the JSON of (dataset, split, extractor name, weights sha256, resize mode, n,
+transform id, extra), so a different weights file, resize mode or sample count can never
+return stale statistics. Each file holds, per extractor output, the (n, d) float32
+features (unless ``keep_features=False``) and a :class:`StreamingStats` state.
+
+Writes are atomic (a temporary file in the same folder, then ``os.replace``); a file
+that cannot be read (torn, corrupt, wrong format) is recomputed with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .stats import StreamingStats
+
+CACHE_FORMAT = 1
+
+
+def dgmbench_home() -> Path:
+    """``$DGMBENCH_HOME`` or ``~/.cache/dgmbench``."""
+    return Path(os.environ.get("DGMBENCH_HOME") or Path.home() / ".cache" / "dgmbench").expanduser()
+
+
+def reference_cache_dir() -> Path:
+    return dgmbench_home() / "reference"
+
+
+def cache_enabled() -> bool:
+    return os.environ.get("DGMBENCH_CACHE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def cache_key(
+    dataset: str,
+    split: str,
+    extractor_name: str,
+    sha256: str | None,
+    resize: str | None,
+    n: int | None,
+    transform_id: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """Hex sha256 of the canonical JSON of everything that changes the reference features."""
+    payload = {
+        "format": CACHE_FORMAT,
+        "dataset": dataset,
+        "split": split,
+        "extractor": extractor_name,
+        "sha256": sha256,
+        "resize": resize,
+        "n": None if n is None else int(n),
+        "transform": transform_id,
+        "extra": dict(sorted((extra or {}).items())),
+    }
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+@dataclass
+class CachedReference:
+    """Reference features/statistics per extractor output, and where they came from."""
+
+    key: str
+    path: Path | None
+    features: dict[str, torch.Tensor] = field(default_factory=dict)
+    stats: dict[str, StreamingStats] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    hit: bool = False  # True when everything requested was read from disk
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """torch.save to a temporary file in the target folder, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _load_entry(path: Path, key: str) -> dict[str, Any] | None:
+    """The stored dict, or None (with a warning) when the file is unreadable or not ours."""
+    if not path.exists():
+        return None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(obj, dict) or obj.get("format") != CACHE_FORMAT or obj.get("key") != key:
+            raise ValueError("not a dgmbench reference-cache entry of this format")
+        outputs = obj["outputs"]
+        for out, entry in outputs.items():
+            StreamingStats.from_state(entry["stats"])  # validates shapes
+            if entry.get("features") is not None and entry["features"].shape[0] != entry["stats"]["n"]:
+                raise ValueError(f"output {out}: feature rows and stats n differ")
+        return obj
+    except Exception as e:  # noqa: BLE001 - any unreadable file is recomputed
+        warnings.warn(
+            f"reference cache file {path} is unreadable ({type(e).__name__}: {e}); recomputing it",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+
+
+def cached_reference_features(
+    dataset: str,
+    split: str,
+    extractor,
+    n: int | None,
+    compute_fn: Callable[[list[str]], Mapping[str, torch.Tensor]],
+    *,
+    outputs: Iterable[str] | None = None,
+    transform_id: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+    keep_features: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    enabled: bool | None = None,
+) -> CachedReference:
+    """Reference features and stats for ``outputs`` of ``extractor``, from disk or ``compute_fn``.
+
+    ``extractor`` is anything with ``name``, ``sha256`` and ``resize`` attributes (a
+    FeatureExtractor). ``compute_fn(missing_outputs)`` must return ``{output: (n, d) tensor}``
+    for the outputs not yet cached; its result is stored (atomically) and merged with what
+    the file already held. ``n`` is the number of reference items the features come from
+    (None = the whole split); ``transform_id`` names any preprocessing or subset choice
+    that changes the features (e.g. 'subset-seed0'). With ``keep_features=False`` only the
+    statistics are stored and returned (enough for FID, not for KID/PRDC).
+    """
+    outputs = list(outputs) if outputs is not None else list(getattr(extractor, "outputs", ()))
+    key = cache_key(
+        dataset, split, extractor.name, getattr(extractor, "sha256", None), getattr(extractor, "resize", None),
+        n, transform_id, extra,
+    )
+    use = cache_enabled() if enabled is None else enabled
+    folder = Path(cache_dir) if cache_dir is not None else reference_cache_dir()
+    path = folder / f"{key}.pt"
+    meta = {
+        "dataset": dataset, "split": split, "extractor": extractor.name,
+        "sha256": getattr(extractor, "sha256", None), "resize": getattr(extractor, "resize", None),
+        "n": n, "transform": transform_id, "extra": dict(extra or {}),
+    }
+    stored: dict[str, dict[str, Any]] = {}
+    if use:
+        obj = _load_entry(path, key)
+        if obj is not None:
+            stored = dict(obj["outputs"])
+    usable = {o for o, e in stored.items() if not keep_features or e.get("features") is not None}
+    missing = [o for o in outputs if o not in usable]
+    if missing:
+        fresh = compute_fn(missing)
+        for o in missing:
+            if o not in fresh:
+                raise KeyError(f"compute_fn did not return output '{o}' (returned {sorted(fresh)})")
+            raw = fresh[o].detach().cpu()
+            stored[o] = {
+                "features": raw.to(torch.float32).contiguous() if keep_features else None,
+                "stats": StreamingStats.from_features(raw).state_dict(),
+            }
+        if use:
+            atomic_torch_save({"format": CACHE_FORMAT, "key": key, "meta": meta, "outputs": stored}, path)
+    ref = CachedReference(key=key, path=path if use else None, meta=meta, hit=not missing)
+    for o in outputs:
+        e = stored[o]
+        ref.stats[o] = StreamingStats.from_state(e["stats"])
+        if keep_features and e.get("features") is not None:
+            ref.features[o] = e["features"]
+    return ref
+
+
+def clear_reference_cache(cache_dir: str | os.PathLike | None = None) -> int:
+    """Delete every cached reference file; return how many were removed."""
+    folder = Path(cache_dir) if cache_dir is not None else reference_cache_dir()
+    count = 0
+    for p in folder.glob("*.pt"):
+        p.unlink(missing_ok=True)
+        count += 1
+    return count
