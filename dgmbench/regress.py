@@ -1,0 +1,779 @@
+"""Baseline comparison for CI: did a model's metrics get worse than a stored baseline?
+
+A *baseline* is a JSON file (``format_version`` 2) holding, per (model, dataset, split,
+metric), the accepted value, the metric's direction, a tolerance, and the provenance that
+makes two values comparable (n, likelihood kind, feature-extractor checksum).
+
+Tolerance. A change *against* the metric's direction is allowed up to::
+
+    allowed = max(abs, rel * |baseline|, unc * sqrt(u_baseline^2 + u_current^2))
+
+in the metric's own units, where ``u`` is a value's recorded uncertainty: the CI
+half-width ``(ci_high - ci_low) / 2`` when there is a CI, else ``std`` (a bootstrap /
+subset std, or the spread over seeds when several seeds were aggregated). Unset parts
+count as 0. A worsening ``> allowed`` is REGRESSED (equal is ok); an improvement
+``> allowed`` is reported as improved (never a failure).
+
+Speed. ``samples_per_s`` depends on the machine, so it is compared as a ratio to a fixed
+reference workload timed *in the same run* (:func:`measure_speed_reference`), stored as
+``speed_reference`` (reference ops/s) in the metric's ``extra`` or the record's ``config``.
+A speed value without a reference on both sides is reported ``unchecked``.
+
+Verdicts: ``ok``, ``improved``, ``REGRESSED``, ``missing`` (in the baseline, absent or
+n/a in the current run), ``INCOMPARABLE`` (n, kind or feature extractor changed: the
+values measure different things), ``new`` (in the current run only) and ``unchecked``.
+The gate fails on REGRESSED, missing and INCOMPARABLE.
+
+Format history: version 1 (values only: ``{"format_version": 1, "metrics": [{"model",
+"dataset", "split", "metric", "value", "tolerance" (absolute)}]}``) is migrated on read,
+with directions from :mod:`dgmbench.metrics.names`; other versions are refused.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import DataError, UsageError
+from .metrics.names import METRICS
+from .results import MetricValue, Record, RecordStore, atomic_write_text
+
+FORMAT_VERSION = 2
+OLDEST_READABLE_VERSION = 1
+
+SPEED_METRICS = frozenset({"samples_per_s"})
+
+OK, IMPROVED, REGRESSED, MISSING, INCOMPARABLE, NEW, UNCHECKED = (
+    "ok", "improved", "REGRESSED", "missing", "INCOMPARABLE", "new", "unchecked")
+FAILING = frozenset({REGRESSED, MISSING, INCOMPARABLE})
+
+
+# --------------------------------------------------------------------------- tolerance
+@dataclass
+class Tolerance:
+    """How much worse a metric may get. ``abs`` in the metric's units, ``rel`` a fraction
+    of |baseline| (0.05 = 5 %), ``unc`` a factor on the combined recorded uncertainty."""
+
+    abs: float | None = None
+    rel: float | None = None
+    unc: float | None = None
+
+    def allowed(self, baseline: float, u_base: float | None = None, u_cur: float | None = None) -> float:
+        """The allowed worsening (>= 0) for ``baseline`` with the two uncertainties."""
+        parts = [0.0]
+        if self.abs is not None:
+            parts.append(self.abs)
+        if self.rel is not None and math.isfinite(baseline):
+            parts.append(self.rel * abs(baseline))
+        if self.unc is not None:
+            us = [u for u in (u_base, u_cur) if u is not None and math.isfinite(u)]
+            if us:
+                parts.append(self.unc * math.sqrt(sum(u * u for u in us)))
+        return max(parts)
+
+    def source(self, baseline: float, u_base: float | None = None, u_cur: float | None = None) -> str:
+        """Which part sets :meth:`allowed` ('abs', 'rel 5%', '2u'), for the table."""
+        best, label = 0.0, "exact"
+        if self.abs is not None and self.abs > best:
+            best, label = self.abs, "abs"
+        if self.rel is not None and math.isfinite(baseline) and self.rel * abs(baseline) > best:
+            best, label = self.rel * abs(baseline), f"rel {self.rel * 100:g}%"
+        if self.unc is not None:
+            us = [u for u in (u_base, u_cur) if u is not None and math.isfinite(u)]
+            if us and self.unc * math.sqrt(sum(u * u for u in us)) > best:
+                label = f"{self.unc:g}u"
+        return label
+
+    def is_empty(self) -> bool:
+        return self.abs is None and self.rel is None and self.unc is None
+
+    def merged(self, other: Tolerance) -> Tolerance:
+        """``other``'s set parts over this one's."""
+        return Tolerance(*(b if b is not None else a for a, b in
+                           ((self.abs, other.abs), (self.rel, other.rel), (self.unc, other.unc))))
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None, where: str = "tolerance") -> Tolerance:
+        d = d or {}
+        if not isinstance(d, dict):
+            raise DataError(f"{where} must be an object like {{\"abs\": 0.5}}, got {d!r}")
+        unknown = set(d) - {"abs", "rel", "unc"}
+        if unknown:
+            raise DataError(f"{where} has unknown keys {sorted(unknown)} (known: abs, rel, unc)")
+        out = {}
+        for k, v in d.items():
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise DataError(f"{where}.{k} must be a finite number >= 0, got {v!r}")
+            out[k] = float(v)
+        return cls(**out)
+
+    @classmethod
+    def parse(cls, text: str) -> Tolerance:
+        """'0.5' (absolute), '10%' (relative), '2u' / '2sigma' / '2ci' (x uncertainty)."""
+        t = text.strip().lower()
+        try:
+            if t.endswith("%"):
+                tol = cls(rel=float(t[:-1]) / 100.0)
+            else:
+                for suffix in ("sigma", "ci", "u"):
+                    if t.endswith(suffix):
+                        tol = cls(unc=float(t[: -len(suffix)] or 1.0))
+                        break
+                else:
+                    tol = cls(abs=float(t))
+        except ValueError:
+            raise UsageError(
+                f"bad tolerance '{text}': use a number (absolute, e.g. 0.5), a percentage (10%) "
+                "or a multiple of the recorded uncertainty (2u)") from None
+        for v in (tol.abs, tol.rel, tol.unc):
+            if v is not None and (not math.isfinite(v) or v < 0):
+                raise UsageError(f"bad tolerance '{text}': it must be finite and >= 0")
+        return tol
+
+
+#: Tolerance written into a new baseline entry when nothing more specific is given.
+DEFAULT_TOLERANCES: dict[str, Tolerance] = {
+    "fid": Tolerance(rel=0.05, unc=2.0),
+    "clip_fd": Tolerance(rel=0.05, unc=2.0),
+    "kid": Tolerance(abs=5e-4, rel=0.10, unc=2.0),
+    "mmd": Tolerance(abs=5e-4, rel=0.10, unc=2.0),
+    "is": Tolerance(rel=0.05, unc=2.0),
+    "precision": Tolerance(abs=0.02, unc=2.0),
+    "recall": Tolerance(abs=0.02, unc=2.0),
+    "density": Tolerance(abs=0.05, unc=2.0),
+    "coverage": Tolerance(abs=0.02, unc=2.0),
+    "nll": Tolerance(rel=0.01, unc=2.0),
+    "bpd": Tolerance(rel=0.01, unc=2.0),
+    "kde_ll": Tolerance(rel=0.02, unc=2.0),
+    "kde_bpd": Tolerance(rel=0.02, unc=2.0),
+    "clip_score": Tolerance(abs=0.5, unc=2.0),
+    "samples_per_s": Tolerance(rel=0.5),
+    "nfe": Tolerance(abs=0.0),
+    "modes_captured": Tolerance(abs=0.0),
+    "hq_fraction": Tolerance(abs=0.02, unc=2.0),
+    "mode_rkl": Tolerance(abs=0.05, unc=2.0),
+}
+FALLBACK_TOLERANCE = Tolerance(rel=0.05, unc=2.0)
+
+
+def default_tolerance(metric: str) -> Tolerance:
+    return DEFAULT_TOLERANCES.get(metric, FALLBACK_TOLERANCE)
+
+
+def parse_tolerances(spec: str | None) -> dict[str, Tolerance]:
+    """``'fid=0.5,kid=10%,fid=2u,*=5%'`` -> {metric: Tolerance}; repeated metrics combine
+    (the largest part wins when comparing); ``*`` applies to every metric not named."""
+    out: dict[str, Tolerance] = {}
+    if not spec:
+        return out
+    for item in spec.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if "=" not in item:
+            raise UsageError(f"bad --tolerance item '{item}': expected METRIC=VALUE, e.g. fid=0.5 or kid=10%")
+        name, value = (s.strip() for s in item.split("=", 1))
+        if name != "*" and name not in METRICS:
+            from .errors import suggest
+
+            raise UsageError("--tolerance: " + suggest(name, list(METRICS) + ["*"], "metric"))
+        out[name] = out.get(name, Tolerance()).merged(Tolerance.parse(value))
+    return out
+
+
+def _override(overrides: dict[str, Tolerance], metric: str) -> Tolerance | None:
+    return overrides.get(metric, overrides.get("*"))
+
+
+# --------------------------------------------------------------------------- baseline
+@dataclass
+class BaselineEntry:
+    """The accepted value of one metric of one model on one dataset split."""
+
+    model: str
+    dataset: str
+    split: str
+    metric: str
+    value: float
+    higher_is_better: bool
+    tolerance: Tolerance = field(default_factory=Tolerance)
+    n: int | None = None
+    kind: str | None = None
+    unit: str | None = None
+    extractor_sha256: str | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    std: float | None = None
+    seeds: list[int] = field(default_factory=list)
+    speed_reference: float | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.model, self.dataset, self.split, self.metric)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["tolerance"] = self.tolerance.to_dict()
+        return {k: v for k, v in d.items() if v is not None and v != []} | {"tolerance": d["tolerance"]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str) -> BaselineEntry:
+        if not isinstance(d, dict):
+            raise DataError(f"{where} must be an object, got {type(d).__name__}")
+        missing = [k for k in ("model", "dataset", "split", "metric", "value", "higher_is_better") if k not in d]
+        if missing:
+            raise DataError(f"{where} lacks {', '.join(missing)}")
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise DataError(f"{where} has unknown fields {sorted(unknown)}")
+        d = dict(d)
+        d["tolerance"] = Tolerance.from_dict(d.get("tolerance"), f"{where}.tolerance")
+        v = d["value"]
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise DataError(f"{where}.value must be a number, got {v!r}")
+        if not isinstance(d["higher_is_better"], bool):
+            raise DataError(f"{where}.higher_is_better must be true or false")
+        return cls(**d)
+
+
+@dataclass
+class Baseline:
+    """A set of accepted metric values; :meth:`load` / :meth:`save` read and write the JSON."""
+
+    entries: list[BaselineEntry] = field(default_factory=list)
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    source: str | None = None
+    git_rev: str | None = None
+    dgmbench_version: str | None = None
+    format_version: int = FORMAT_VERSION
+
+    def get(self, model: str, dataset: str, split: str, metric: str) -> BaselineEntry | None:
+        for e in self.entries:
+            if e.key == (model, dataset, split, metric):
+                return e
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "created": self.created,
+            "source": self.source,
+            "git_rev": self.git_rev,
+            "dgmbench_version": self.dgmbench_version,
+            "entries": [e.to_dict() for e in sorted(self.entries, key=lambda e: e.key)],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=True) + "\n"
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write atomically (a temporary file and a rename: a kill never leaves half a file)."""
+        atomic_write_text(path, self.to_json())
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "baseline") -> Baseline:
+        if not isinstance(d, dict):
+            raise DataError(f"{where} is not a dgmbench baseline: expected a JSON object, got {type(d).__name__}")
+        if "format_version" not in d:
+            raise DataError(f"{where} is not a dgmbench baseline (no 'format_version'); "
+                            "write one with 'dgmbench regress --update'")
+        version = d["format_version"]
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise DataError(f"{where}: format_version must be an integer, got {version!r}")
+        if version > FORMAT_VERSION:
+            raise DataError(f"{where} was written by a newer dgmbench (format version {version}; this one reads "
+                            f"{OLDEST_READABLE_VERSION} to {FORMAT_VERSION}): upgrade dgmbench")
+        if version < OLDEST_READABLE_VERSION:
+            raise DataError(f"{where} has format version {version}, older than any this dgmbench reads "
+                            f"({OLDEST_READABLE_VERSION} to {FORMAT_VERSION}): regenerate it with "
+                            "'dgmbench regress --update'")
+        while version < FORMAT_VERSION:
+            d = _MIGRATIONS[version](d, where)
+            version = d["format_version"]
+        entries_raw = d.get("entries")
+        if not isinstance(entries_raw, list):
+            raise DataError(f"{where}: 'entries' must be a list")
+        entries = [BaselineEntry.from_dict(e, f"{where}: entry {i}") for i, e in enumerate(entries_raw)]
+        seen = set()
+        for e in entries:
+            if e.key in seen:
+                raise DataError(f"{where}: duplicate entry for {'/'.join(e.key)}")
+            seen.add(e.key)
+        return cls(entries=entries, created=d.get("created") or "", source=d.get("source"),
+                   git_rev=d.get("git_rev"), dgmbench_version=d.get("dgmbench_version"))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Baseline:
+        """Read a baseline file; corrupt JSON or an unknown format raises :class:`DataError`."""
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise UsageError(f"baseline file {path} does not exist; create it from a run with "
+                             f"'dgmbench regress --baseline {path} --current RESULTS.jsonl --update'")
+        try:
+            with open(path, encoding="utf-8") as f:
+                d = json.load(f)
+        except json.JSONDecodeError as e:
+            raise DataError(f"baseline {path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); "
+                            "restore it from version control or rewrite it with --update") from None
+        except UnicodeDecodeError:
+            raise DataError(f"baseline {path} is not a UTF-8 text file; restore it from version control "
+                            "or rewrite it with --update") from None
+        return cls.from_dict(d, where=f"baseline {path}")
+
+
+def _migrate_v1(d: dict[str, Any], where: str) -> dict[str, Any]:
+    """Version 1 (values and an absolute tolerance, no directions) -> version 2."""
+    rows = d.get("metrics")
+    if not isinstance(rows, list):
+        raise DataError(f"{where}: format version 1 needs a 'metrics' list")
+    entries = []
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict) or "metric" not in r:
+            raise DataError(f"{where}: format-1 entry {i} must be an object with a 'metric'")
+        metric = r["metric"]
+        if metric not in METRICS:
+            raise DataError(f"{where}: cannot migrate format-1 entry {i}: metric '{metric}' has no known "
+                            "direction; regenerate the baseline with 'dgmbench regress --update'")
+        e = {k: r[k] for k in ("model", "dataset", "split", "metric", "value", "n") if k in r}
+        e.setdefault("split", "test")
+        e["higher_is_better"] = METRICS[metric].higher_is_better
+        tol = r.get("tolerance")
+        e["tolerance"] = {"abs": tol} if tol is not None else default_tolerance(metric).to_dict()
+        entries.append(e)
+    return {"format_version": 2, "created": d.get("created"), "source": d.get("source"), "entries": entries}
+
+
+_MIGRATIONS = {1: _migrate_v1}
+
+
+# --------------------------------------------------------------------------- records -> values
+@dataclass
+class Observed:
+    """One metric of one (model, dataset, split) in a set of records (aggregated over seeds)."""
+
+    value: float | None
+    higher_is_better: bool | None
+    n: int | None = None
+    kind: str | None = None
+    unit: str | None = None
+    extractor_sha256: str | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    std: float | None = None
+    seeds: list[int] = field(default_factory=list)
+    speed_reference: float | None = None
+    note: str | None = None
+
+
+def uncertainty(ci_low: float | None, ci_high: float | None, std: float | None) -> float | None:
+    """CI half-width when there is a CI, else the std, else None."""
+    if ci_low is not None and ci_high is not None:
+        return (ci_high - ci_low) / 2.0
+    return std
+
+
+def _speed_reference(record: Record, mv: MetricValue) -> float | None:
+    ref = mv.extra.get("speed_reference") if mv.extra else None
+    if ref is None:
+        ref = record.config.get("speed_reference") if record.config else None
+    try:
+        ref = float(ref) if ref is not None else None
+    except (TypeError, ValueError):
+        return None
+    return ref if ref and math.isfinite(ref) and ref > 0 else None
+
+
+def _direction(name: str, mv: MetricValue) -> bool | None:
+    if name in METRICS:
+        return METRICS[name].higher_is_better
+    return mv.higher_is_better
+
+
+def observe(records: Iterable[Record]) -> dict[tuple[str, str, str, str], Observed]:
+    """Collect metric values per (model, dataset, split, metric).
+
+    A later record replaces an earlier one of the same seed (metric by metric, so two
+    ``score`` calls for different metrics combine). Several seeds are aggregated: the
+    value is their mean and ``std`` their spread (sample std), ``seeds`` lists them.
+    """
+    per_seed: dict[tuple[str, str, str, str], dict[int, tuple[Record, MetricValue]]] = {}
+    for rec in records:
+        for name, mv in rec.metrics.items():
+            per_seed.setdefault((rec.model, rec.dataset, rec.split, name), {})[int(rec.seed)] = (rec, mv)
+    out: dict[tuple[str, str, str, str], Observed] = {}
+    for key, by_seed in per_seed.items():
+        seeds = sorted(by_seed)
+        name = key[3]
+        rec0, mv0 = by_seed[seeds[0]]
+        obs = Observed(value=mv0.value, higher_is_better=_direction(name, mv0), n=mv0.n, kind=mv0.kind,
+                       unit=mv0.unit, extractor_sha256=mv0.extractor_sha256, ci_low=mv0.ci_low,
+                       ci_high=mv0.ci_high, std=mv0.std, seeds=seeds, speed_reference=_speed_reference(rec0, mv0),
+                       note=mv0.note)
+        if len(seeds) > 1:
+            pairs = [by_seed[s] for s in seeds]
+            if any(mv.value is None for _, mv in pairs):
+                obs.value, obs.note = None, "n/a for some seeds"
+            else:
+                if name in SPEED_METRICS:
+                    refs = [_speed_reference(r, mv) for r, mv in pairs]
+                    if all(refs):
+                        # aggregate the machine-independent ratio, then express it in samples/s
+                        # at the mean reference speed
+                        ratios = [mv.value / ref for (_, mv), ref in zip(pairs, refs)]
+                        obs.speed_reference = sum(refs) / len(refs)
+                        vals = [r * obs.speed_reference for r in ratios]
+                    else:
+                        obs.speed_reference = None
+                        vals = [float(mv.value) for _, mv in pairs]
+                else:
+                    vals = [float(mv.value) for _, mv in pairs]
+                mean = sum(vals) / len(vals)
+                obs.value = mean
+                obs.std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
+                obs.ci_low = obs.ci_high = None
+            if len({mv.n for _, mv in pairs}) > 1:
+                obs.note = "different n across seeds"
+        out[key] = obs
+    return out
+
+
+def load_records(path: str | os.PathLike) -> list[Record]:
+    """Records from a JSONL store, a JSON list of records, or one JSON record."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise UsageError(f"results file {path} does not exist (pass the JSONL store 'dgmbench score' wrote)")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    stripped = text.lstrip()
+    records: list[Record] = []
+    whole = None
+    if stripped.startswith("["):
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"results file {path} is not valid JSON (line {e.lineno}: {e.msg})") from None
+    elif stripped.startswith("{") and "\n" in stripped.strip():
+        try:
+            whole = json.loads(text)  # one pretty-printed record
+        except json.JSONDecodeError:
+            whole = None  # JSONL: one record per line
+    if whole is not None:
+        items = whole if isinstance(whole, list) else [whole]
+        for i, item in enumerate(items):
+            records.append(_record_from(item, f"{path}: item {i}"))
+    else:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            records = RecordStore(path).load()
+        for w in caught:
+            warnings.warn(str(w.message), stacklevel=2)
+    if not records:
+        raise DataError(f"results file {path} holds no records; run 'dgmbench score ... --out {path}' first")
+    return records
+
+
+def _record_from(item: Any, where: str) -> Record:
+    try:
+        return Record.from_dict(item)
+    except (TypeError, KeyError, AttributeError) as e:
+        raise DataError(f"{where} is not a dgmbench record ({e})") from None
+
+
+def as_records(obj: Record | Iterable[Record] | str | os.PathLike) -> list[Record]:
+    """A Record, several, or a path to a results file -> list of Records."""
+    if isinstance(obj, Record):
+        return [obj]
+    if isinstance(obj, (str, os.PathLike)):
+        return load_records(obj)
+    records = list(obj)
+    for r in records:
+        if not isinstance(r, Record):
+            raise UsageError(f"expected dgmbench Records, got a {type(r).__name__}")
+    return records
+
+
+def baseline_from_records(records: Sequence[Record], *, overrides: dict[str, Tolerance] | None = None,
+                          previous: Baseline | None = None, source: str | None = None) -> Baseline:
+    """A new baseline accepting the current values.
+
+    Tolerances: ``overrides`` (e.g. from ``--tolerance``) first, then the entry's
+    tolerance in ``previous`` (so hand-tuned tolerances survive an update), then
+    :data:`DEFAULT_TOLERANCES`. Metrics without a value or a known direction are skipped
+    with a warning.
+    """
+    from . import __version__
+    from .results import git_revision
+
+    overrides = overrides or {}
+    entries = []
+    for (model, dataset, split, metric), obs in sorted(observe(records).items()):
+        where = f"{model} / {dataset}:{split} / {metric}"
+        if obs.value is None:
+            warnings.warn(f"{where}: no value ({obs.note or 'n/a'}); not added to the baseline", stacklevel=2)
+            continue
+        if obs.higher_is_better is None:
+            warnings.warn(f"{where}: unknown metric with no direction; not added to the baseline", stacklevel=2)
+            continue
+        tol = _override(overrides, metric)
+        if tol is None and previous is not None:
+            old = previous.get(model, dataset, split, metric)
+            tol = old.tolerance if old is not None else None
+        if tol is None:
+            tol = default_tolerance(metric)
+        entries.append(BaselineEntry(
+            model=model, dataset=dataset, split=split, metric=metric, value=float(obs.value),
+            higher_is_better=bool(obs.higher_is_better), tolerance=tol, n=obs.n, kind=obs.kind, unit=obs.unit,
+            extractor_sha256=obs.extractor_sha256, ci_low=obs.ci_low, ci_high=obs.ci_high, std=obs.std,
+            seeds=obs.seeds, speed_reference=obs.speed_reference if metric in SPEED_METRICS else None))
+    if not entries:
+        raise DataError("the current results have no metric values to write into a baseline")
+    return Baseline(entries=entries, source=source, git_rev=git_revision(), dgmbench_version=__version__)
+
+
+# --------------------------------------------------------------------------- comparison
+@dataclass
+class Row:
+    """One line of the comparison table."""
+
+    model: str
+    dataset: str
+    split: str
+    metric: str
+    baseline: float | None
+    current: float | None
+    delta: float | None  # current - baseline (ratios to the speed reference for speed)
+    allowed: float | None  # allowed worsening, same units as delta
+    tolerance: str  # which part sets ``allowed``
+    verdict: str
+    higher_is_better: bool | None
+    note: str = ""
+    per_reference: bool = False  # speed compared as samples/s divided by the reference workload's speed
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict in FAILING
+
+
+@dataclass
+class Comparison:
+    rows: list[Row]
+    baseline_path: str | None = None
+    current_path: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return any(r.failed for r in self.rows)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.rows:
+            out[r.verdict] = out.get(r.verdict, 0) + 1
+        return out
+
+    def summary(self) -> str:
+        c = self.counts
+        order = [REGRESSED, MISSING, INCOMPARABLE, IMPROVED, OK, NEW, UNCHECKED]
+        parts = ", ".join(f"{c[v]} {v}" for v in order if c.get(v))
+        checked = sum(c.get(v, 0) for v in (OK, IMPROVED, REGRESSED, MISSING, INCOMPARABLE))
+        return f"{checked} baseline metrics checked: {parts or 'nothing to compare'} -> {'FAIL' if self.failed else 'PASS'}"
+
+    def table(self) -> str:
+        """The human-readable table plus a summary line (and notes for failing rows)."""
+        header = ["model", "dataset", "metric", "baseline", "current", "delta", "tolerance", "verdict"]
+        lines = []
+        for r in self.rows:
+            arrow = "" if r.higher_is_better is None else (" (↑)" if r.higher_is_better else " (↓)")
+            lines.append([
+                r.model, f"{r.dataset}:{r.split}", r.metric + ("/ref" if r.per_reference else "") + arrow, _fmt(r.baseline), _fmt(r.current),
+                _fmt_delta(r.delta, r.baseline), "-" if r.allowed is None else f"{_fmt(r.allowed)} ({r.tolerance})",
+                r.verdict,
+            ])
+        widths = [max(len(h), *(len(row[i]) for row in lines)) if lines else len(h) for i, h in enumerate(header)]
+        out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(),
+               "  ".join("-" * w for w in widths)]
+        out += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines]
+        notes = [f"  {r.model} / {r.dataset}:{r.split} / {r.metric}: {r.note}" for r in self.rows if r.note]
+        if notes:
+            out += ["notes:"] + notes
+        out.append(self.summary())
+        return "\n".join(out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": not self.failed, "counts": self.counts, "baseline": self.baseline_path,
+                "current": self.current_path,
+                "rows": [asdict(r) | {"failed": r.failed} for r in self.rows]}
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if v == 0:
+        return "0"
+    return f"{v:.4g}"
+
+
+def _fmt_delta(delta: float | None, base: float | None) -> str:
+    if delta is None:
+        return "-"
+    s = f"{delta:+.3g}"
+    if base not in (None, 0) and math.isfinite(base) and math.isfinite(delta):
+        s += f" ({delta / abs(base) * 100:+.1f}%)"
+    return s
+
+
+def _worsening(base: float, cur: float, higher_is_better: bool) -> float:
+    """How much worse ``cur`` is than ``base`` (negative = better); handles infinities."""
+    if base == cur:
+        return 0.0
+    if math.isnan(cur):
+        return math.inf
+    if math.isnan(base):
+        return -math.inf
+    return (base - cur) if higher_is_better else (cur - base)
+
+
+def _compare_entry(e: BaselineEntry, obs: Observed | None, overrides: dict[str, Tolerance]) -> Row:
+    row = Row(e.model, e.dataset, e.split, e.metric, e.value, None, None, None, "", MISSING, e.higher_is_better)
+    if obs is None:
+        row.note = "not in the current results"
+        return row
+    if obs.value is None:
+        row.note = f"no value in the current results ({obs.note or 'n/a'})"
+        return row
+    base, cur = float(e.value), float(obs.value)
+    u_base = uncertainty(e.ci_low, e.ci_high, e.std)
+    u_cur = uncertainty(obs.ci_low, obs.ci_high, obs.std)
+    notes = []
+    if e.metric in SPEED_METRICS:
+        if e.speed_reference is None or obs.speed_reference is None:
+            side = "baseline" if e.speed_reference is None else "current run"
+            row.current, row.delta = cur, cur - base
+            row.verdict = UNCHECKED
+            row.note = (f"the {side} has no speed_reference, so the machine-dependent samples/s cannot be "
+                        "compared; measure one with dgmbench.regress.measure_speed_reference()")
+            return row
+        # compare machine-independent ratios; show them as "x reference"
+        base, cur = base / e.speed_reference, cur / obs.speed_reference
+        u_base = None if u_base is None else u_base / e.speed_reference
+        u_cur = None if u_cur is None else u_cur / obs.speed_reference
+        row.baseline, row.per_reference = base, True
+    row.current = cur
+    row.delta = cur - base
+    mismatch = []
+    if e.n is not None and obs.n is not None and e.n != obs.n:
+        mismatch.append(f"n {e.n} -> {obs.n}")
+    if e.kind is not None and obs.kind is not None and e.kind != obs.kind:
+        mismatch.append(f"kind {e.kind} -> {obs.kind}")
+    if e.extractor_sha256 and obs.extractor_sha256 and e.extractor_sha256 != obs.extractor_sha256:
+        mismatch.append(f"feature extractor weights {e.extractor_sha256[:12]} -> {obs.extractor_sha256[:12]}")
+    tol = _override(overrides, e.metric) or e.tolerance
+    row.allowed = tol.allowed(base, u_base, u_cur)
+    row.tolerance = tol.source(base, u_base, u_cur)
+    if mismatch:
+        row.verdict = INCOMPARABLE
+        notes.append("; ".join(mismatch) + ": the values measure different things (rerun with the baseline's "
+                     "settings, or accept the change with --update)")
+    else:
+        worse = _worsening(base, cur, e.higher_is_better)
+        slack = row.allowed + 1e-12 * max(1.0, abs(base) if math.isfinite(base) else 1.0)
+        if worse > slack:
+            row.verdict = REGRESSED
+            if not math.isfinite(cur):
+                notes.append(f"current value is {cur}")
+        elif -worse > slack:
+            row.verdict = IMPROVED
+        else:
+            row.verdict = OK
+    if obs.note:
+        notes.append(obs.note)
+    row.note = "; ".join(notes) if row.failed or obs.note else ""
+    return row
+
+
+def compare(baseline: Baseline, records: Sequence[Record], *, overrides: dict[str, Tolerance] | None = None,
+            baseline_path: str | None = None, current_path: str | None = None) -> Comparison:
+    """Compare the current ``records`` with ``baseline`` metric by metric.
+
+    ``overrides`` replace the stored tolerance of the metrics they name (``*``: all).
+    Every baseline entry yields a row (``missing`` when the current run lacks it); metrics
+    of the current run that the baseline does not know are listed as ``new``.
+    """
+    overrides = overrides or {}
+    obs = observe(records)
+    rows = [_compare_entry(e, obs.get(e.key), overrides) for e in sorted(baseline.entries, key=lambda e: e.key)]
+    known = {e.key for e in baseline.entries}
+    for key in sorted(k for k in obs if k not in known):
+        o = obs[key]
+        rows.append(Row(*key, None, o.value, None, None, "", NEW, o.higher_is_better,
+                        "not in the baseline; add it with --update"))
+    return Comparison(rows, baseline_path=baseline_path, current_path=current_path)
+
+
+# --------------------------------------------------------------------------- speed reference
+def measure_speed_reference(*, device: str = "cpu", min_time_s: float = 0.2, repeats: int = 3) -> float:
+    """Throughput (workloads/s) of a fixed reference workload on ``device``.
+
+    The workload is a 3-layer MLP (256 -> 512 -> 512 -> 256, batch 256, float32) forward
+    pass with fixed weights. Dividing a model's samples/s by this number gives a ratio
+    that is roughly machine-independent, so speed can be gated across CI machines. The
+    best of ``repeats`` timings (each at least ``min_time_s``) is returned, after warm-up.
+    """
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    dev = torch.device(device)
+    ws = [torch.randn(a, b, generator=g).div_(a ** 0.5).to(dev) for a, b in ((256, 512), (512, 512), (512, 256))]
+    x = torch.randn(256, 256, generator=g).to(dev)
+
+    def work() -> torch.Tensor:
+        h = x
+        for w in ws[:-1]:
+            h = torch.relu(h @ w)
+        return h @ ws[-1]
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    with torch.no_grad():
+        for _ in range(3):
+            work()
+        sync()
+        best = 0.0
+        for _ in range(repeats):
+            count, t0 = 0, time.perf_counter()
+            while True:
+                work()
+                count += 1
+                if count % 4 == 0:
+                    sync()
+                    dt = time.perf_counter() - t0
+                    if dt >= min_time_s:
+                        break
+            best = max(best, count / dt)
+    return best
+
+
+def attach_speed_reference(records: Iterable[Record], reference: float | None = None, **kw: Any) -> float:
+    """Store a speed reference (measured now unless given) in each record's ``config``
+    that lacks one; call it in the process that measured the records' samples/s."""
+    records = list(records)
+    if reference is None:
+        reference = measure_speed_reference(**kw)
+    for r in records:
+        r.config.setdefault("speed_reference", reference)
+    return reference
