@@ -59,16 +59,29 @@ def is_baseline_checkpoint(path: str) -> bool:
 
 
 def build_from_state(state: dict[str, Any]):
-    from .registry import family_module
+    from .registry import FAMILIES, family_module
 
-    mod = family_module(state["family"])
+    if state.get("family") not in FAMILIES:
+        raise ModelError(f"checkpoint names an unknown baseline family {state.get('family')!r} "
+                         f"(known: {', '.join(FAMILIES)})")
+    try:
+        mod = family_module(state["family"])
+    except ImportError as e:
+        raise ModelError(f"the '{state['family']}' baselines cannot be imported ({e}); "
+                         "is this dgmbench version complete?") from e
     model = mod.build_model(state["config"], tuple(state["data_shape"]), state.get("num_classes"))
     return model
 
 
 def load_baseline(path: str, *, device: str | None = None, use_ema: bool = True):
-    """Rebuild the model from a checkpoint (EMA weights when present) in eval mode."""
+    """Rebuild the model from a checkpoint (EMA weights when present) in eval mode.
+
+    A checkpoint of a diverged run (see :mod:`baselines.train`) loads with a warning and
+    ``model.diverged`` set to ``{"step", "loss"}``; its weights are the last good checkpoint's.
+    """
     state = read_checkpoint(path)
+    if "family" not in state or "config" not in state or "model" not in state:
+        raise ModelError(f"{path} is a dgmbench checkpoint without a model (keys: {sorted(state)})")
     model = build_from_state(state)
     weights = state.get("ema") if use_ema and state.get("ema") else state["model"]
     try:
@@ -78,6 +91,12 @@ def load_baseline(path: str, *, device: str | None = None, use_ema: bool = True)
     model.name = state.get("name") or f"{state['family']}-{state.get('preset', 'custom')}"
     model.checkpoint_path = path
     model.train_history = state.get("history", [])
+    model.diverged = state.get("diverged")
+    if model.diverged:
+        import warnings
+
+        warnings.warn(f"{path}: this run diverged at step {int(model.diverged['step'])} "
+                      f"(loss {model.diverged['loss']}); loaded its last good checkpoint", stacklevel=2)
     if device:
         model.to(device)
     return model.eval()

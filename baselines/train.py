@@ -3,7 +3,17 @@ resume after a kill, tqdm progress, CPU/GPU selection, deterministic on CPU.
 
 Resuming restores model, EMA, optimisers, the global torch RNG and the data-order
 generator, so a run killed after a checkpoint and resumed follows exactly the loss
-trajectory of an uninterrupted run (on CPU).
+trajectory of an uninterrupted run (on CPU); ``history`` is logged at the same steps
+either way (every ``log_every`` steps and at ``steps``).
+
+Divergence: a non-finite loss, or non-finite weights when a checkpoint is about to be
+written, stops the run with ``TrainResult.diverged = True``. The checkpoint file then keeps
+the weights of the last good checkpoint (never NaN weights over good ones) and records
+``diverged = {"step", "loss"}``; calling ``fit`` again on it returns at once, still
+diverged, instead of training on (delete the file, or lower ``lr``, to retry).
+
+With ``ema_decay`` the returned ``TrainResult.model`` is the EMA copy; the trainer keeps
+training its own (non-averaged) weights, so ``fit`` can be called again.
 """
 
 from __future__ import annotations
@@ -39,6 +49,8 @@ class TrainConfig:
     log_every: int = 25
     seed: int = 0
     device: str = "auto"
+    warmup_steps: int = 0  # linear learning-rate warm-up from lr / warmup_steps to lr
+    lr_decay: str = "none"  # "none" or "cosine" (to 0 at ``steps``, after warm-up)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -52,7 +64,22 @@ class TrainConfig:
         d = dict(d)
         if "betas" in d:
             d["betas"] = tuple(d["betas"])
+        if d.get("lr_decay", "none") not in ("none", "cosine"):
+            from dgmbench.errors import UsageError
+
+            raise UsageError(f"lr_decay must be 'none' or 'cosine', not {d['lr_decay']!r}")
         return cls(**d)
+
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of ``lr`` for optimisation step ``step`` (0-based)."""
+        f = 1.0
+        if self.warmup_steps > 0 and step < self.warmup_steps:
+            f = (step + 1) / self.warmup_steps
+        if self.lr_decay == "cosine":
+            span = max(1, self.steps - self.warmup_steps)
+            t = min(1.0, max(0.0, (step - self.warmup_steps) / span))
+            f *= 0.5 * (1.0 + math.cos(math.pi * t))
+        return f
 
 
 @dataclass
@@ -106,6 +133,7 @@ class Trainer:
         self.progress = progress
         self.history: list[dict[str, float]] = []
         self.step = 0
+        self.diverged: dict[str, float] | None = None
         torch.manual_seed(cfg.seed)
         self.data_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.optimizers = model.configure_optimizers(cfg)
@@ -125,12 +153,30 @@ class Trainer:
             "rng": {"torch": torch.get_rng_state(), "data": self.data_gen.get_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
             "history": self.history,
+            "diverged": self.diverged,
             "name": f"{self.family}-{self.preset or 'custom'}",
         }
+
+    def weights_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
 
     def save(self) -> None:
         if self.checkpoint:
             save_checkpoint(self.checkpoint, self.state())
+
+    def save_diverged(self) -> None:
+        """Mark the checkpoint diverged, keeping the last good checkpoint's weights when there is one."""
+        if not self.checkpoint:
+            return
+        if os.path.exists(self.checkpoint):
+            state = read_checkpoint(self.checkpoint, family=self.family)
+            state.pop("format", None)
+            state.pop("version", None)
+            state["diverged"] = self.diverged
+            state["history"] = self.history
+            save_checkpoint(self.checkpoint, state)
+        else:
+            self.save()
 
     def try_resume(self) -> bool:
         """Load ``self.checkpoint`` if it exists; return whether training resumed."""
@@ -152,7 +198,17 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.step = int(state["step"])
         self.history = list(state["history"])
+        self.diverged = state.get("diverged")
         return True
+
+    def apply_lr(self) -> None:
+        if not self.cfg.warmup_steps and self.cfg.lr_decay == "none":
+            return
+        factor = self.cfg.lr_factor(self.step)
+        for opt in self.optimizers.values():
+            for g in opt.param_groups:
+                g.setdefault("initial_lr", g["lr"])
+                g["lr"] = g["initial_lr"] * factor
 
     # --- loop --------------------------------------------------------------------
     def batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -167,34 +223,44 @@ class Trainer:
 
         t0 = time.perf_counter()
         self.try_resume()
+        if self.diverged:
+            self.model.eval()
+            return TrainResult(self.model, self.history, self.checkpoint, self.step, True, time.perf_counter() - t0)
         stop_at = self.cfg.steps if max_steps is None else min(self.cfg.steps, self.step + max_steps)
-        diverged = False
         self.model.train()
         bar = tqdm(total=self.cfg.steps, initial=self.step, disable=not self.progress, desc=f"train {self.family}",
                    leave=False, dynamic_ncols=True)
         while self.step < stop_at:
             x, y = self.batch()
+            self.apply_lr()
             logs = self.model.train_step(x, y, self.optimizers, self.step, self.cfg)
             self.step += 1
             if self.ema:
                 self.ema.update(self.model)
-            if not math.isfinite(logs["loss"]):
-                diverged = True
-                self.history.append({"step": self.step, **logs, "diverged": 1.0})
+            loss = float(logs["loss"])
+            if not math.isfinite(loss):
+                self.diverged = {"step": float(self.step), "loss": loss}
+                self.history.append({"step": self.step, **{k: float(v) for k, v in logs.items()}, "diverged": 1.0})
                 break
-            if self.step % self.cfg.log_every == 0 or self.step == stop_at:
+            if self.step % self.cfg.log_every == 0 or self.step == self.cfg.steps:
                 self.history.append({"step": self.step, **{k: float(v) for k, v in logs.items()}})
-                bar.set_postfix(loss=f"{logs['loss']:.4g}")
+                bar.set_postfix(loss=f"{loss:.4g}")
             if self.checkpoint and (self.step % self.cfg.ckpt_every == 0 or self.step == stop_at):
+                if not self.weights_finite():
+                    self.diverged = {"step": float(self.step), "loss": loss}
+                    self.history.append({"step": self.step, "loss": loss, "diverged": 1.0})
+                    break
                 self.save()
             bar.update(1)
         bar.close()
-        if diverged:
-            self.save()
-        if self.ema:
-            self.model.load_state_dict(self.ema.shadow.state_dict())
+        if self.diverged:
+            self.save_diverged()
         self.model.eval()
-        return TrainResult(self.model, self.history, self.checkpoint, self.step, diverged, time.perf_counter() - t0)
+        model = self.model
+        if self.ema:
+            model = self.ema.shadow.eval()
+        return TrainResult(model, self.history, self.checkpoint, self.step, self.diverged is not None,
+                           time.perf_counter() - t0)
 
 
 def train_preset(family: str, preset: str, *, checkpoint: str | None = None, seed: int | None = None,
