@@ -1,14 +1,98 @@
-"""`dgmbench table` (placeholder until its issue lands)."""
+"""``dgmbench table``: train or load each family's preset, score it, write the leaderboard."""
 
 from __future__ import annotations
 
+import shlex
+
 from ..errors import UsageError
+
+HELP = "train/load the baselines of every family on a dataset, score them and write leaderboards/NAME.{csv,md,jsonl}"
+
+EPILOG = """\
+examples:
+  dgmbench table --dataset digits                      # 7 families x 3 seeds, the published table
+  dgmbench table --dataset ring8 --families gan,flow --seeds 1
+  dgmbench table --dataset digits --preset digits-tiny --seeds 2 -n 200 --out /tmp/lb
+
+Checkpoints go to RUNS/DATASET/FAMILY-PRESET-sSEED-HASH.pt (the hash covers the preset and
+the family's code); finished trainings and evaluations are logged in RUNS/table-state.jsonl
+and reused, so an interrupted run restarts where it stopped.
+"""
+
+
+def _csv(s: str | None) -> list[str] | None:
+    if s is None:
+        return None
+    items = [x.strip() for x in s.split(",") if x.strip()]
+    if not items:
+        raise UsageError("an empty list was given; name at least one item, e.g. --families vae,flow")
+    return items
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("table", help="(table: under construction)")
+    import argparse
+
+    p = sub.add_parser("table", help=HELP, description=HELP, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="digits", help="dataset name (default: digits)")
+    p.add_argument("--preset", help="preset of every family to train (default: the dataset's name)")
+    p.add_argument("--families", help="comma-separated families (default: all registered)")
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds per family, 0..S-1 (default: 3)")
+    p.add_argument("--metrics", help="comma-separated metrics (default: fid,prdc,nll,speed on images; "
+                                     "mode_coverage,mmd,nll,speed on 2-D data)")
+    p.add_argument("-n", type=int, default=None, help="samples per evaluation (default: the metric engine's)")
+    p.add_argument("--split", default="test", help="reference split (default: test)")
+    p.add_argument("--extractor", help="feature extractor (default: the dataset's, e.g. classifier-digits)")
+    p.add_argument("--out", default="leaderboards", help="output folder (default: leaderboards/)")
+    p.add_argument("--runs-dir", default="runs", help="checkpoints and the state log (default: runs/)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
+    p.add_argument("--name", help="output file stem (default: the preset's name)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
+def command_line(args) -> str:
+    """The canonical command that reproduces this table (defaults left out, except dataset and seeds)."""
+    parts = ["dgmbench", "table", "--dataset", args.dataset]
+    for opt, attr, default in (("--preset", "preset", None), ("--families", "families", None),
+                               ("--seeds", "seeds", None), ("--metrics", "metrics", None), ("-n", "n", None),
+                               ("--split", "split", "test"), ("--extractor", "extractor", None),
+                               ("--device", "device", "auto")):
+        val = getattr(args, attr, None)
+        if val is not None and val != default:
+            parts += [opt, str(val)]
+    return shlex.join(parts)
+
+
 def run(args) -> int:
-    raise UsageError("'dgmbench table' is not available in this build yet")
+    from ..report.leaderboard import metrics_markdown
+    from ..report.runner import TableConfig, run_table
+    from ..report.summary import summarize
+
+    cfg = TableConfig(dataset=args.dataset, preset=args.preset, families=_csv(args.families), seeds=args.seeds,
+                      metrics=_csv(args.metrics), n=args.n, split=args.split, extractor=args.extractor, out=args.out,
+                      runs_dir=args.runs_dir, device=args.device, progress=not args.no_progress,
+                      command=command_line(args), name=args.name)
+    if args.n is not None and args.n < 2:
+        raise UsageError(f"-n must be at least 2, got {args.n}")
+    res = run_table(cfg)
+    if getattr(args, "json", False):
+        from ..cli import print_json
+
+        print_json({"paths": res.paths, "missing": res.missing, "trained": res.trained, "reused": res.reused,
+                    "records": [r.to_dict() for r in res.records]})
+        return 0
+    print(metrics_markdown(summarize(res.records)))
+    print()
+    with open(res.paths["md"]) as f:
+        md = f.read()
+    if "## Comparison" in md:
+        comp = md.split("## Comparison", 1)[1].split("## Not in this table", 1)[0]
+        print("Comparison" + comp.rstrip())
+    print()
+    print(f"trained {len(res.trained)} model(s), reused {len(res.reused)} finished evaluation(s)")
+    for fam, why in res.missing.items():
+        print(f"not in the table: {fam} ({why})")
+    for path in res.paths.values():
+        print(f"wrote {path}")
+    return 0

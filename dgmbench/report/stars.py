@@ -34,6 +34,10 @@ RULES: dict[str, str] = {
         "of FID over the best FID in this table (5 - floor(log2(FID / best FID))), minimum 1. Precision p: "
         "p >= 0.8 5, >= 0.6 4, >= 0.4 3, >= 0.2 2, otherwise 1. With only one of the two, that one."
     ),
+    "quality_points": (
+        "Fraction h of high-quality samples (within 3 std of the nearest mode): h >= 0.8 5, >= 0.6 4, "
+        ">= 0.4 3, >= 0.2 2, otherwise 1."
+    ),
     "speed": (
         "Samples per second: 5 minus one star per factor of 10 slower than the fastest model in this table "
         "(5 - floor(log10(fastest / this))), minimum 1. NFE (network evaluations per sample) is shown beside it."

@@ -1,0 +1,394 @@
+"""The work behind ``dgmbench table``: train or load each family's preset per seed, score it,
+and write the leaderboard.
+
+Caching and resume:
+
+- A checkpoint's path holds a hash of (family, preset config, seed, device type, code
+  version), the code version being a hash of the family's source files and the shared
+  trainer: ``<runs>/<dataset>/<family>-<preset>-s<seed>-<hash>.pt``. Changing a preset or
+  the family's code trains a new model; an unchanged one is loaded, never retrained.
+- ``<runs>/table-state.jsonl`` is an append-only log (one JSON object per line, appended
+  under an exclusive lock): ``train_start`` / ``train_done`` per model and ``eval_done``
+  with the full Record per evaluation. An evaluation is keyed by the model's hash plus
+  (dataset, metrics, n, seed, extractor) and a hash of the metric/feature code; a finished
+  one is reused as is.
+- A run killed mid-training resumes from the model's last checkpoint (the shared trainer
+  restores model, optimiser and RNG state, so the result equals an uninterrupted run on
+  CPU); a run killed mid-evaluation redoes that evaluation only.
+
+Every model is evaluated from its checkpoint file (EMA weights when present), whether it was
+trained just now or earlier, so both paths give the same numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import DgmbenchError, UsageError
+from ..results import Record
+from .leaderboard import LeaderboardMeta, write_leaderboard
+
+DEFAULT_METRICS = {
+    "image": ("fid", "prdc", "nll", "speed"),
+    "points": ("mode_coverage", "mmd", "nll", "speed"),
+}
+LIKELIHOOD_METRICS = ("nll", "bpd")
+STATE_FILE = "table-state.jsonl"
+
+
+# --- hashing ------------------------------------------------------------------------------
+def _hash_files(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(str(p.name).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def family_code_version(family: str) -> str:
+    """sha256 over the family package's .py files and the shared trainer/base/checkpoint code."""
+    from baselines.registry import family_module
+
+    mod = family_module(family)
+    src = Path(mod.__file__).resolve()
+    own = sorted(src.parent.rglob("*.py")) if src.name == "__init__.py" else [src]
+    shared = Path(__file__).resolve().parents[2] / "baselines"
+    files = own + [shared / f for f in ("train.py", "base.py", "checkpoint.py") if (shared / f).exists()]
+    return _hash_files(files)[:16]
+
+
+def eval_code_version() -> str:
+    """sha256 over the harness code that can change a metric value (evaluate, metrics, features)."""
+    pkg = Path(__file__).resolve().parents[1]
+    files = [pkg / "evaluate.py"] if (pkg / "evaluate.py").exists() else []
+    for sub in ("metrics", "features", "data"):
+        files += sorted((pkg / sub).glob("*.py"))
+    files += [pkg / "units.py", pkg / "validation.py", pkg / "protocol.py"]
+    return _hash_files([f for f in files if f.exists()])[:16]
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+# --- state log ------------------------------------------------------------------------------
+class StateLog:
+    """Append-only JSONL of table events; a torn last line (killed writer) is skipped."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def append(self, event: dict[str, Any]) -> None:
+        import fcntl
+
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        line = (json.dumps(event, sort_keys=True, default=str) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+            if size:
+                with open(self.path, "rb") as f:
+                    f.seek(size - 1)
+                    if f.read(1) != b"\n":
+                        line = b"\n" + line
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def events(self) -> list[dict[str, Any]]:
+        if not os.path.exists(self.path):
+            return []
+        out = []
+        with open(self.path) as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        return out
+
+    def find(self, event: str, key: str) -> dict[str, Any] | None:
+        """The last ``event`` logged with ``key``."""
+        found = None
+        for e in self.events():
+            if e.get("event") == event and e.get("key") == key:
+                found = e
+        return found
+
+
+# --- configuration ------------------------------------------------------------------------------
+@dataclass
+class TableConfig:
+    dataset: str = "digits"
+    preset: str | None = None  # default: the dataset's name
+    families: list[str] | None = None  # default: every registered family
+    seeds: int = 3  # seeds 0 .. seeds-1
+    metrics: list[str] | None = None  # default: DEFAULT_METRICS by dataset kind
+    n: int | None = None
+    split: str = "test"
+    extractor: str | None = None
+    out: str = "leaderboards"
+    runs_dir: str = "runs"
+    device: str = "auto"
+    progress: bool = True
+    command: str = "dgmbench table"
+    name: str | None = None  # output file stem; default: the preset's name
+
+    @property
+    def preset_name(self) -> str:
+        return self.preset or self.dataset
+
+    @property
+    def out_name(self) -> str:
+        return self.name or self.preset_name
+
+
+@dataclass
+class Job:
+    family: str
+    seed: int
+    spec: dict[str, Any]
+    key: str  # model key
+    checkpoint: str
+
+
+@dataclass
+class TableResult:
+    records: list[Record]
+    paths: dict[str, str]
+    missing: dict[str, str]
+    trained: list[tuple[str, int]] = field(default_factory=list)  # (family, seed) trained in this call
+    reused: list[tuple[str, int]] = field(default_factory=list)  # evaluations taken from the state log
+
+
+def resolve_families(cfg: TableConfig) -> tuple[list[str], dict[str, str]]:
+    """Families that can run this preset, and the others with the reason they cannot."""
+    from baselines.registry import FAMILIES, family_module
+
+    wanted = cfg.families or list(FAMILIES)
+    ok, missing = [], {}
+    for fam in wanted:
+        if fam not in FAMILIES:
+            from ..errors import suggest
+
+            raise UsageError(suggest(fam, FAMILIES, "family"))
+        try:
+            mod = family_module(fam)
+        except ImportError as e:
+            missing[fam] = f"not installed ({e})"
+            continue
+        if not hasattr(mod, "PRESETS") or not callable(getattr(mod, "build_model", None)):
+            missing[fam] = f"not installed ({mod.__name__} has no PRESETS/build_model yet)"
+            continue
+        presets = mod.PRESETS
+        if cfg.preset_name not in presets:
+            missing[fam] = f"no '{cfg.preset_name}' preset"
+            continue
+        spec = presets[cfg.preset_name]
+        if spec.get("dataset") != cfg.dataset:
+            raise UsageError(f"preset '{cfg.preset_name}' of {fam} trains on '{spec.get('dataset')}', not on "
+                             f"'{cfg.dataset}'; pick a preset of {cfg.dataset}")
+        ok.append(fam)
+    return ok, missing
+
+
+def _device_type(device: str) -> str:
+    from baselines.train import resolve_device
+
+    return resolve_device(device).type
+
+
+def plan_jobs(cfg: TableConfig, families: list[str]) -> list[Job]:
+    from baselines.registry import get_preset
+
+    dev = _device_type(cfg.device)
+    jobs = []
+    for fam in families:
+        spec = get_preset(fam, cfg.preset_name)
+        code = family_code_version(fam)
+        for seed in range(cfg.seeds):
+            key = _digest({"family": fam, "preset": cfg.preset_name, "spec": spec, "seed": seed, "device": dev,
+                           "code": code})
+            ckpt = os.path.join(cfg.runs_dir, cfg.dataset, f"{fam}-{cfg.preset_name}-s{seed}-{key[:10]}.pt")
+            jobs.append(Job(fam, seed, spec, key, ckpt))
+    return jobs
+
+
+def metrics_for(model: Any, requested: list[str]) -> list[str]:
+    """Drop likelihood metrics for a model without ``log_likelihood``."""
+    from ..protocol import likelihood_kind
+
+    if likelihood_kind(model) == "none":
+        return [m for m in requested if m not in LIKELIHOOD_METRICS]
+    return list(requested)
+
+
+def default_metrics(dataset: str) -> list[str]:
+    from ..data.registry import dataset_info
+
+    return list(DEFAULT_METRICS[dataset_info(dataset).kind])
+
+
+def _default_evaluate() -> Callable[..., Record]:
+    try:
+        from ..evaluate import evaluate
+    except ImportError as e:
+        raise UsageError(f"the metric engine (dgmbench.evaluate) is not available in this build: {e}") from e
+    return evaluate
+
+
+def _train(job: Job, cfg: TableConfig, log: StateLog) -> dict[str, Any]:
+    """Train (or resume) one model to its checkpoint; returns the logged ``train_done`` event."""
+    from baselines.train import train_preset
+
+    from_step = 0
+    if os.path.exists(job.checkpoint):
+        try:
+            from baselines.checkpoint import read_checkpoint
+
+            from_step = int(read_checkpoint(job.checkpoint).get("step", 0))
+        except DgmbenchError:
+            os.unlink(job.checkpoint)  # corrupt: start over
+    log.append({"event": "train_start", "key": job.key, "family": job.family, "seed": job.seed,
+                "preset": cfg.preset_name, "from_step": from_step, "checkpoint": job.checkpoint, "time": time.time()})
+    res = train_preset(job.family, cfg.preset_name, checkpoint=job.checkpoint, seed=job.seed,
+                       progress=cfg.progress, device=cfg.device)
+    event = {"event": "train_done", "key": job.key, "family": job.family, "seed": job.seed, "preset": cfg.preset_name,
+             "from_step": from_step, "step": res.step, "diverged": bool(res.diverged), "wall_time_s": res.wall_time_s,
+             "checkpoint": job.checkpoint, "checkpoint_sha256": sha256_file(job.checkpoint)}
+    log.append(event)
+    return event
+
+
+def run_table(cfg: TableConfig, *, evaluate_fn: Callable[..., Record] | None = None) -> TableResult:
+    """Train/load, score and tabulate every (family, seed) of ``cfg``; see the module docstring."""
+    from tqdm.auto import tqdm
+
+    from ..data.registry import dataset_info
+
+    info = dataset_info(cfg.dataset)
+    if cfg.seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, got {cfg.seeds}")
+    families, missing = resolve_families(cfg)
+    for fam, why in missing.items():
+        print(f"dgmbench table: skipping {fam}: {why}", file=sys.stderr)
+    if not families:
+        raise UsageError(f"no family can run the '{cfg.preset_name}' preset of {cfg.dataset} "
+                         f"({'; '.join(f'{k}: {v}' for k, v in missing.items())})")
+    requested = list(cfg.metrics) if cfg.metrics else list(DEFAULT_METRICS[info.kind])
+    jobs = plan_jobs(cfg, families)
+    log = StateLog(os.path.join(cfg.runs_dir, STATE_FILE))
+    evaluate_fn = evaluate_fn or _default_evaluate()
+    ecode = eval_code_version()
+    records: list[Record] = []
+    result = TableResult(records=records, paths={}, missing=missing)
+    bar = tqdm(total=len(jobs), desc=f"table {cfg.out_name}", unit="model", disable=not cfg.progress, dynamic_ncols=True)
+    for job in jobs:
+        bar.set_postfix_str(f"{job.family} seed {job.seed}")
+        eval_key = _digest({"model": job.key, "dataset": cfg.dataset, "split": cfg.split, "metrics": requested,
+                            "n": cfg.n, "seed": job.seed, "extractor": cfg.extractor, "code": ecode})
+        done = log.find("eval_done", eval_key)
+        if done is not None and os.path.exists(job.checkpoint):
+            records.append(Record.from_dict(done["record"]))
+            result.reused.append((job.family, job.seed))
+            bar.update(1)
+            continue
+        train = log.find("train_done", job.key)
+        if train is None or not os.path.exists(job.checkpoint) or sha256_file(job.checkpoint) != train.get("checkpoint_sha256"):
+            train = _train(job, cfg, log)
+            result.trained.append((job.family, job.seed))
+        record = _evaluate_job(job, cfg, train, requested, evaluate_fn, info.kind)
+        log.append({"event": "eval_done", "key": eval_key, "family": job.family, "seed": job.seed,
+                    "record": record.to_dict()})
+        records.append(record)
+        bar.update(1)
+    bar.close()
+    meta = LeaderboardMeta(name=cfg.out_name, dataset=cfg.dataset, command=cfg.command, preset=cfg.preset_name,
+                           seeds=list(range(cfg.seeds)), n=cfg.n, split=cfg.split, missing=missing)
+    result.paths = write_leaderboard(cfg.out, records, meta)
+    return result
+
+
+def _compact_history(history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    out = []
+    for h in history or []:
+        out.append({k: float(v) for k, v in h.items() if isinstance(v, (int, float))})
+    return out
+
+
+def _evaluate_job(job: Job, cfg: TableConfig, train: dict[str, Any], requested: list[str],
+                  evaluate_fn: Callable[..., Record], kind: str) -> Record:
+    import warnings
+
+    from baselines.checkpoint import load_baseline
+
+    from ..protocol import likelihood_kind
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a diverged checkpoint warns; the table reports it instead
+        model = load_baseline(job.checkpoint, device=None if cfg.device == "auto" else cfg.device)
+    diverged = bool(train.get("diverged")) or bool(getattr(model, "diverged", None))
+    table = {
+        "family": job.family, "preset": cfg.preset_name, "seed": job.seed, "status": "ok", "note": None,
+        "checkpoint": job.checkpoint, "checkpoint_sha256": train.get("checkpoint_sha256"),
+        "model_key": job.key, "train_steps": train.get("step"), "train_wall_time_s": train.get("wall_time_s"),
+        "diverged": diverged, "history": _compact_history(getattr(model, "train_history", [])),
+        "likelihood_kind": likelihood_kind(model), "nfe_per_sample": float(getattr(model, "nfe_per_sample", 1.0)),
+        "command": cfg.command,
+    }
+    if kind == "points":
+        try:
+            from ..data.registry import get_dataset
+
+            ref = get_dataset(cfg.dataset, cfg.split)
+            if ref.modes is not None:
+                table["num_modes"] = int(ref.modes.shape[0])
+        except DgmbenchError:
+            pass
+    name = f"{job.family}-{cfg.preset_name}"
+    if diverged:
+        table["status"] = "diverged"
+        div = getattr(model, "diverged", None)
+        table["note"] = f"training diverged at step {int(div['step'])}" if isinstance(div, dict) and "step" in div \
+            else "training diverged"
+        return Record(model=name, dataset=cfg.dataset, split=cfg.split, family=job.family, seed=job.seed,
+                      config={"table": table})
+    kwargs = {"metrics": metrics_for(model, requested), "n": cfg.n, "seed": job.seed, "split": cfg.split,
+              "device": cfg.device, "model_name": name, "family": job.family, "progress": cfg.progress}
+    if cfg.extractor:
+        kwargs["extractor"] = cfg.extractor
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    try:
+        record = evaluate_fn(model, cfg.dataset, **kwargs)
+    except DgmbenchError as e:
+        table["status"] = "failed"
+        table["note"] = str(e).splitlines()[0][:300]
+        return Record(model=name, dataset=cfg.dataset, split=cfg.split, family=job.family, seed=job.seed,
+                      config={"table": table})
+    record.model = name
+    record.family = job.family
+    record.seed = job.seed
+    record.config = {**(record.config or {}), "table": table}
+    return record
