@@ -1,0 +1,105 @@
+"""Kernel Inception Distance (Binkowski et al. 2018): unbiased MMD^2 with a cubic polynomial kernel.
+
+k(x, y) = (gamma x.y + coef0)^degree with gamma = 1/d, coef0 = 1, degree = 3 by default.
+KID is the mean of the unbiased MMD^2 estimate over ``subsets`` random subsets of
+``subset_size`` samples drawn without replacement from each set; ``std`` is the (ddof=0)
+standard deviation across subsets, as torch-fidelity reports it.
+
+Subset indices are drawn exactly as torch-fidelity draws them, from
+``numpy.random.RandomState(seed)`` alternating ``choice(n_gen, size)`` and
+``choice(n_ref, size)`` - so with the same seed both give the same subsets (torch-fidelity's
+``rng_seed``). Here the seed is the run's seed. Computation is float64 in torch.
+
+Policy when a set is smaller than ``subset_size``: a DataError, unless ``shrink=True``,
+which uses ``min(n_gen, n_ref)`` and says so in the note.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from ..results import MetricValue
+
+
+def kid_subset_indices(n_gen: int, n_ref: int, subsets: int, subset_size: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (generated, reference) index pairs torch-fidelity would draw with ``rng_seed=seed``."""
+    rng = np.random.RandomState(seed)
+    out = []
+    for _ in range(subsets):
+        i1 = rng.choice(n_gen, subset_size, replace=False)
+        i2 = rng.choice(n_ref, subset_size, replace=False)
+        out.append((i1, i2))
+    return out
+
+
+def polynomial_kernel(x: torch.Tensor, y: torch.Tensor, *, degree: int = 3, gamma: float | None = None,
+                      coef0: float = 1.0) -> torch.Tensor:
+    """(gamma x y^T + coef0)^degree; gamma defaults to 1 / d."""
+    if gamma is None:
+        gamma = 1.0 / x.shape[1]
+    return (x @ y.T * gamma + coef0) ** degree
+
+
+def mmd2_unbiased(k_xx: torch.Tensor, k_xy: torch.Tensor, k_yy: torch.Tensor) -> float:
+    """Unbiased MMD^2: off-diagonal means of K_xx and K_yy minus twice the full mean of K_xy."""
+    m, n = k_xx.shape[0], k_yy.shape[0]
+    if m < 2 or n < 2:
+        raise DataError(f"unbiased MMD^2 needs at least 2 samples per set, got {m} and {n}")
+    sxx = k_xx.sum() - torch.diagonal(k_xx).sum()
+    syy = k_yy.sum() - torch.diagonal(k_yy).sum()
+    return float(sxx / (m * (m - 1)) + syy / (n * (n - 1)) - 2 * k_xy.sum() / (m * n))
+
+
+def _features(x, name: str) -> torch.Tensor:
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor) or x.ndim != 2:
+        raise DataError(f"{name}: expected a (N, d) feature tensor, got {getattr(x, 'shape', type(x).__name__)}")
+    if not bool(torch.isfinite(x).all()):
+        raise DataError(f"{name}: features contain NaN or Inf")
+    return x.detach().to("cpu", torch.float64)
+
+
+def kid(
+    features_gen: torch.Tensor,
+    features_ref: torch.Tensor,
+    *,
+    subsets: int = 100,
+    subset_size: int = 1000,
+    seed: int = 0,
+    degree: int = 3,
+    gamma: float | None = None,
+    coef0: float = 1.0,
+    shrink: bool = False,
+    name: str = "kid",
+    **mv_kwargs,
+) -> MetricValue:
+    """KID (mean over subsets) with the std across subsets; see the module docstring."""
+    fg, fr = _features(features_gen, "generated features"), _features(features_ref, "reference features")
+    if fg.shape[1] != fr.shape[1]:
+        raise DataError(f"KID: feature dimensions differ ({fg.shape[1]} vs {fr.shape[1]}); use one extractor for both sets")
+    n1, n2 = fg.shape[0], fr.shape[0]
+    note = None
+    if min(n1, n2) < subset_size:
+        if not shrink:
+            raise DataError(
+                f"KID subset size {subset_size} is larger than the sets (generated {n1}, reference {n2}); "
+                f"pass a subset size <= {min(n1, n2)} (--kid-subset-size) or more samples"
+            )
+        note = f"subset size shrunk from {subset_size} to {min(n1, n2)} (fewer samples than the subset size)"
+        subset_size = min(n1, n2)
+    if subset_size < 2:
+        raise DataError(f"KID needs a subset size of at least 2, got {subset_size}")
+    vals = np.empty(subsets)
+    kw = {"degree": degree, "gamma": gamma, "coef0": coef0}
+    for i, (i1, i2) in enumerate(kid_subset_indices(n1, n2, subsets, subset_size, seed)):
+        x, y = fg[torch.from_numpy(i1)], fr[torch.from_numpy(i2)]
+        vals[i] = mmd2_unbiased(polynomial_kernel(x, x, **kw), polynomial_kernel(x, y, **kw), polynomial_kernel(y, y, **kw))
+    return MetricValue(
+        name=name, value=float(vals.mean()), n=int(n1), std=float(vals.std()), higher_is_better=False, note=note,
+        extra={"n_ref": int(n2), "subsets": int(subsets), "subset_size": int(subset_size), "seed": int(seed),
+               "kernel": f"poly(degree={degree}, gamma={'1/d' if gamma is None else gamma}, coef0={coef0})"},
+        **mv_kwargs,
+    )

@@ -1,0 +1,69 @@
+"""Sampling speed: samples per second after warm-up, with device synchronisation.
+
+``measure_speed`` calls ``model.sample(batch_size)`` ``warmup`` times untimed (kernel
+selection, caches, lazy initialisation), then ``repeats`` timed calls, each bracketed by
+``torch.cuda.synchronize`` when the model runs on a GPU; the value is the median of
+``batch_size / seconds`` over the repeats (``extra`` has every repeat). The batch size,
+device and network evaluations per sample (``model.nfe_per_sample``) are recorded; a
+model that replays a fixed sample set has no meaningful speed.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+
+import torch
+
+from ..errors import UsageError
+from ..results import MetricValue
+
+
+def _model_device(model, device) -> torch.device:
+    if device not in (None, "auto"):
+        return torch.device(device)
+    d = getattr(model, "device", None)
+    if isinstance(d, torch.device | str):
+        return torch.device(d)
+    return torch.device("cpu")
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def measure_speed(model, *, batch_size: int = 64, warmup: int = 1, repeats: int = 3, seed: int = 0,
+                  device: str | torch.device | None = None, labels: torch.Tensor | None = None) -> list[MetricValue]:
+    """``samples_per_s`` (median over repeats) and ``nfe`` MetricValues for ``model``."""
+    if batch_size < 1 or repeats < 1 or warmup < 0:
+        raise UsageError("speed: batch_size and repeats must be >= 1 and warmup >= 0")
+    nfe = getattr(model, "nfe_per_sample", None)
+    if nfe is not None and isinstance(nfe, float) and math.isnan(nfe):
+        return [MetricValue(name="samples_per_s", value=None, note="not applicable: the model replays a fixed sample set",
+                            higher_is_better=True, unit="samples/s")]
+    dev = _model_device(model, device)
+    gen = torch.Generator().manual_seed(seed)
+    times = []
+    with torch.no_grad():
+        for i in range(warmup + repeats):
+            _sync(dev)
+            t0 = time.perf_counter()
+            out = model.sample(batch_size, generator=gen, labels=labels)
+            _sync(dev)
+            dt = time.perf_counter() - t0
+            if i >= warmup:
+                times.append(dt)
+            del out
+    rates = [batch_size / t for t in times]
+    extra = {"batch_size": batch_size, "device": str(dev), "warmup": warmup, "repeats": repeats,
+             "rates": rates, "seconds": times, "ci_method": "min and max over the timed repeats"}
+    if dev.type == "cuda":
+        extra["device_name"] = torch.cuda.get_device_name(dev)
+    out = [MetricValue(name="samples_per_s", value=statistics.median(rates), n=batch_size * repeats, unit="samples/s",
+                       higher_is_better=True, ci_low=min(rates), ci_high=max(rates), extra=extra)]
+    if nfe is not None:
+        out.append(MetricValue(name="nfe", value=float(nfe), unit="evaluations/sample", higher_is_better=False,
+                               extra={"source": "model.nfe_per_sample"}))
+    return out

@@ -1,0 +1,137 @@
+"""FID: agreement with torch-fidelity and scipy, closed forms, clamping, bootstrap, bad input."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+
+from dgmbench.errors import DataError
+from dgmbench.metrics.fid import (
+    fid_from_features,
+    fid_from_stats,
+    fid_infinity,
+    frechet_distance,
+    stats_from_features,
+)
+
+
+def _features(n, d, seed, shift=0.0, scale=1.0):
+    # a fixed mixing matrix per d, so every seed draws from the same distribution
+    mix = torch.randn(d, d, generator=torch.Generator().manual_seed(d), dtype=torch.float64) / d**0.5
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(n, d, generator=g, dtype=torch.float64) @ mix) * scale + shift
+
+
+def _rel(a, b):
+    return abs(a - b) / abs(b)
+
+
+@pytest.mark.parametrize("d", [16, 128])
+def test_equals_torch_fidelity_on_same_features(d):
+    f1, f2 = _features(600, d, 0), _features(500, d, 1, shift=0.3, scale=1.2)
+    ref = fid_statistics_to_metric(fid_features_to_statistics(f1), fid_features_to_statistics(f2), verbose=False)
+    ours = fid_from_stats(stats_from_features(f1), stats_from_features(f2))
+    assert _rel(ours.value, ref["frechet_inception_distance"]) < 1e-6
+    # torch-fidelity's dict and float32 features are accepted as statistics / features too
+    ours2 = fid_from_features(f1.float(), fid_features_to_statistics(f2))
+    ref32 = fid_statistics_to_metric(fid_features_to_statistics(f1.float().double()), fid_features_to_statistics(f2),
+                                     verbose=False)["frechet_inception_distance"]
+    assert _rel(ours2.value, ref32) < 1e-6
+
+
+def test_equals_scipy_sqrtm_formula():
+    f1, f2 = _features(400, 32, 3), _features(400, 32, 4, shift=-0.2)
+    s1, s2 = np.cov(f1.numpy(), rowvar=False), np.cov(f2.numpy(), rowvar=False)
+    m1, m2 = f1.numpy().mean(0), f2.numpy().mean(0)
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    ref = float(((m1 - m2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    assert _rel(frechet_distance(m1, s1, m2, s2).value, ref) < 1e-6
+
+
+def test_closed_form_diagonal_gaussians():
+    rng = np.random.default_rng(0)
+    d = 50
+    mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+    v1, v2 = rng.uniform(0.1, 3, size=d), rng.uniform(0.1, 3, size=d)
+    # commuting covariances: FD = |mu1-mu2|^2 + sum (sqrt v1 - sqrt v2)^2
+    expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(v1) - np.sqrt(v2)) ** 2).sum()
+    res = frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2))
+    assert _rel(res.value, expected) < 1e-10
+    assert res.clamped_mass == 0.0
+    # rotate both by the same orthogonal matrix: covariances no longer diagonal, value unchanged
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    res_rot = frechet_distance(q @ mu1, q @ np.diag(v1) @ q.T, q @ mu2, q @ np.diag(v2) @ q.T)
+    assert _rel(res_rot.value, expected) < 1e-9
+
+
+def test_closed_form_scalar_multiple_covariances():
+    # S2 = c^2 S1 commute: tr((S1 S2)^1/2) = c tr(S1); FD = (1 - c)^2 tr(S1)
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(20, 20))
+    s1 = a @ a.T
+    c = 1.7
+    res = frechet_distance(np.zeros(20), s1, np.zeros(20), c**2 * s1)
+    assert _rel(res.value, (1 - c) ** 2 * np.trace(s1)) < 1e-9
+    assert abs(frechet_distance(np.ones(20), s1, np.ones(20), s1).value) < 1e-8 * np.trace(s1)
+
+
+def test_clamped_mass_reported_for_indefinite_input():
+    s = np.diag([1.0, 2.0, -0.5])  # not PSD: a corrupted covariance
+    res = frechet_distance(np.zeros(3), s, np.zeros(3), np.eye(3))
+    assert res.clamped_mass == pytest.approx(0.5)
+
+
+def test_small_n_warns():
+    f1, f2 = _features(20, 64, 0), _features(200, 64, 1)
+    with pytest.warns(UserWarning, match="below the feature dimension"):
+        mv = fid_from_features(f1, f2)
+    assert "biased" in mv.note
+
+
+def test_bootstrap_ci_seeded_and_brackets_value():
+    f1, f2 = _features(400, 8, 0), _features(400, 8, 1, shift=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a = fid_from_features(f1, f2, bootstrap=50, seed=3)
+        b = fid_from_features(f1, f2, bootstrap=50, seed=3)
+    assert (a.ci_low, a.ci_high, a.std) == (b.ci_low, b.ci_high, b.std)
+    assert a.ci_low < a.value < a.ci_high
+    c = fid_from_features(f1, f2, bootstrap=50, seed=4)
+    assert c.ci_low != a.ci_low
+
+
+def test_bootstrap_std_matches_sampling_std():
+    # the bootstrap std should estimate the spread of FID over fresh draws (within a factor)
+    ref = stats_from_features(_features(5000, 4, 99))
+    fresh = [fid_from_features(_features(300, 4, 100 + s, shift=0.2), ref).value for s in range(30)]
+    boot = fid_from_features(_features(300, 4, 7, shift=0.2), ref, bootstrap=100, seed=0)
+    assert 0.5 < boot.std / np.std(fresh, ddof=1) < 2.0
+
+
+def test_fid_infinity_removes_finite_n_bias():
+    # exact reference statistics of N(0, A A^T); samples from N(delta, A A^T): true FD = |delta|^2.
+    # FID(N) is biased upwards by O(d/N); the 1/N extrapolation removes most of that bias.
+    d = 32
+    mix = torch.randn(d, d, generator=torch.Generator().manual_seed(d), dtype=torch.float64) / d**0.5
+    delta = torch.full((d,), 0.05, dtype=torch.float64)
+    true_fd = float(delta @ delta)
+    ref = (torch.zeros(d, dtype=torch.float64), mix.T @ mix)
+    f = _features(400, d, 6) + delta
+    plain = fid_from_features(f, ref).value
+    inf = fid_infinity(f, ref, seed=0).value
+    assert plain - true_fd > 0.3  # the bias is large at this n
+    assert abs(inf - true_fd) < 0.25 * (plain - true_fd)
+
+
+def test_bad_input():
+    with pytest.raises(DataError, match="different feature extractors"):
+        frechet_distance(np.zeros(3), np.eye(3), np.zeros(3), np.eye(4)[:3, :3].repeat(2, 0)[:4, :3])
+    with pytest.raises(DataError, match="NaN"):
+        frechet_distance(np.array([np.nan, 0.0]), np.eye(2), np.zeros(2), np.eye(2))
+    with pytest.raises(DataError, match="NaN or Inf"):
+        stats_from_features(torch.tensor([[0.0, np.inf], [1.0, 2.0]]))
+    with pytest.raises(DataError, match="at least 2"):
+        stats_from_features(torch.zeros(1, 3))
