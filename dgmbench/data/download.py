@@ -162,7 +162,14 @@ def verify_file(path: str | os.PathLike, spec: str, *, what: str | None = None) 
     key = (os.path.abspath(path), st.st_size, st.st_mtime_ns, spec.lower())
     if key in _VERIFIED:
         return
-    got = compute_checksum(path, spec)
+    try:
+        got = compute_checksum(path, spec)
+    except ChecksumError as e:
+        cause = e.__cause__
+        raise ChecksumError(
+            f"{what or path} is not a valid gzip file ({type(cause).__name__}: {cause}), expected "
+            f"{describe_checksum(spec)}; the file is corrupt or incomplete"
+        ) from e
     if got != spec.lower():
         raise ChecksumError(
             f"{what or path} has {describe_checksum(got)}, expected {describe_checksum(spec)}; "
@@ -268,7 +275,7 @@ def fetch(
     raise DataError(
         f"{f.dataset}: cannot download {f.filename} from {where} ({'; '.join(failures)}); nothing was kept "
         f"in the cache, rerun to retry. Expected {describe_checksum(f.checksum)}. To install it by hand, "
-        f"download {urls[0]} and put it at "
+        f"download {(f.urls or urls)[0]} and put it at "
         f"{target}, or put it in a folder passed as --data-dir / ${ENV_DATA_DIR} "
         f"(or set ${ENV_MIRROR} / --mirror to a reachable copy)"
     )
