@@ -146,6 +146,8 @@ def write_leaderboard(out_dir: str, records: list[Record], meta: LeaderboardMeta
     atomic_write_text(paths["csv"], csv)
     atomic_write_text(paths["md"], leaderboard_markdown(records, meta))
     atomic_write_text(paths["jsonl"], "".join(r.to_json() + "\n" for r in records))
+    for p in paths.values():
+        os.chmod(p, 0o644)  # mkstemp creates 0600; leaderboards are published files
     return paths
 
 

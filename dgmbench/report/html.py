@@ -1,0 +1,300 @@
+"""The self-contained HTML report and its Markdown summary.
+
+One HTML file, every image embedded as a base64 ``data:image/png`` URI, no external
+resource (no CSS, font or script is fetched). A small inline script marks the page after
+load with ``data-images`` / ``data-failed-images`` (images that did not decode) and
+``data-script-errors`` so a headless browser can check the page from its DOM.
+
+Per dataset: the comparison table with its star rules, the metrics table, the likelihood
+table with kinds, sample grids per model (re-sampled from each model's seed-0 checkpoint
+with a fixed generator seed), metric bars with 95% intervals, quality vs speed (log x),
+training-loss curves; then an environment section (versions, device, seeds, git revision,
+feature-extractor and checkpoint sha256).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import platform
+from dataclasses import dataclass, field
+
+from ..results import Record, atomic_write_text
+from .comparison import COLUMNS, comparison_markdown, comparison_table, fmt, rules_for
+from .leaderboard import metric_header, metrics_markdown, ordered_metrics
+from .summary import DENSITY_METRIC, STABILITY_METRIC, ModelSummary, dataset_kind, summarize, table_info
+
+STARS_CSS = "color:#d4a017;letter-spacing:1px;white-space:nowrap"
+
+CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1200px;color:#222;padding:0 16px}
+h1{font-size:26px}h2{font-size:21px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:36px}h3{font-size:16px}
+table{border-collapse:collapse;margin:8px 0 16px 0;font-size:13px}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f4f4f4}
+code{background:#f4f4f4;padding:1px 4px;border-radius:3px}
+.grid{display:flex;flex-wrap:wrap;gap:12px}.grid figure{margin:0;text-align:center;font-size:12px}
+.note{color:#666;font-size:12px}.rules li{font-size:12px;margin-bottom:4px}
+img{max-width:100%}
+"""
+
+CHECK_SCRIPT = """
+(function(){
+  var errors = [];
+  window.addEventListener('error', function(e){ errors.push(String(e.message || e)); mark(); }, true);
+  function mark(){
+    var imgs = document.images, failed = [];
+    for (var i = 0; i < imgs.length; i++) {
+      if (!imgs[i].complete || imgs[i].naturalWidth === 0) failed.push(imgs[i].alt || ('image ' + i));
+    }
+    var b = document.body;
+    b.setAttribute('data-images', String(imgs.length));
+    b.setAttribute('data-failed-images', String(failed.length));
+    b.setAttribute('data-failed-list', failed.join('|'));
+    b.setAttribute('data-script-errors', String(errors.length));
+    b.setAttribute('data-checked', '1');
+  }
+  window.addEventListener('load', mark);
+})();
+"""
+
+
+@dataclass
+class DatasetSection:
+    name: str  # leaderboard name
+    records: list[Record]
+    summaries: list[ModelSummary] = field(default_factory=list)
+    kind: str = "image"
+
+    def __post_init__(self):
+        self.summaries = summarize(self.records)
+        self.kind = dataset_kind(self.records)
+
+    @property
+    def dataset(self) -> str:
+        return self.records[0].dataset if self.records else self.name
+
+    @property
+    def commands(self) -> list[str]:
+        cmds = []
+        for r in self.records:
+            c = table_info(r).get("command")
+            if c and c not in cmds:
+                cmds.append(c)
+        return cmds
+
+
+def _img(png: bytes, alt: str, width: int | None = None) -> str:
+    b64 = base64.b64encode(png).decode("ascii")
+    w = f' width="{width}"' if width else ""
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}"{w}>'
+
+
+def _table(headers: list[str], rows: list[list[str]], raw: bool = False) -> str:
+    """HTML table; cells are escaped unless ``raw``."""
+    esc = (lambda x: x) if raw else html.escape
+    out = ["<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr></thead><tbody>"]
+    for row in rows:
+        out.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def _stars_html(stars: int | None) -> str:
+    from .stars import star_string
+
+    if stars is None:
+        return '<span class="note">not rated</span>'
+    return f'<span style="{STARS_CSS}" title="{stars} of 5">{star_string(stars)}</span>'
+
+
+def comparison_html(section: DatasetSection) -> str:
+    rows = comparison_table(section.summaries, section.kind)
+    body = []
+    for row in rows:
+        cells = [html.escape(row.family)]
+        for c, _ in COLUMNS:
+            cell = row.cells[c]
+            cells.append(f"{_stars_html(cell.stars)}<br><span>{html.escape(cell.text)}</span>")
+        body.append(cells)
+    rules = rules_for(section.kind)
+    rule_items = "".join(f"<li><b>{html.escape(t)}</b>: {html.escape(rules[c])}</li>" for c, t in COLUMNS)
+    return (_table(["family"] + [t for _, t in COLUMNS], body, raw=True)
+            + f'<p class="note">Numbers are means over finished seeds.</p><ul class="rules">{rule_items}</ul>')
+
+
+def metrics_html(section: DatasetSection) -> str:
+    from .leaderboard import _cell
+
+    metrics = ordered_metrics(section.summaries)
+    rows = [[s.family, s.likelihood_kind, f"{s.n_runs - s.n_diverged}/{s.n_runs}"] + [_cell(s, m) for m in metrics]
+            for s in section.summaries]
+    return _table(["family", "likelihood", "finished/runs"] + [metric_header(m) for m in metrics], rows)
+
+
+KIND_TEXT = {
+    "exact": "exact log-likelihood",
+    "bound": "upper bound on NLL (ELBO / IWAE / VLB): the true NLL is at most this",
+    "estimate": "estimate (AIS, probability-flow ODE with a trace estimator): neither a bound nor exact",
+    "none": "no likelihood (implicit model)",
+}
+
+
+def likelihood_html(section: DatasetSection) -> str:
+    name = DENSITY_METRIC[section.kind]
+    unit = "bits/dim" if name == "bpd" else "nats per sample"
+    rows = []
+    for s in section.summaries:
+        mean, sd = s.mean(name), s.std(name)
+        val = "-" if mean is None else fmt(mean, 4) + (f" ± {fmt(sd, 2)}" if sd is not None else "")
+        mv = s.metric(name)
+        rows.append([s.family, s.likelihood_kind, val, KIND_TEXT.get(s.likelihood_kind, ""),
+                     (mv.note or "") if mv is not None else ""])
+    return _table(["family", "kind", f"{name} ({unit})", "what the number is", "note"], rows)
+
+
+def _model_samples(s: ModelSummary, kind: str, n_images: int = 64, n_points: int = 1000):
+    """(samples, note): re-sample the model from its lowest-seed finished checkpoint, seed 0."""
+    import torch
+
+    finished = sorted(s.finished, key=lambda r: r.seed)
+    if not finished:
+        return None, "no finished run"
+    info = table_info(finished[0])
+    path = info.get("checkpoint")
+    if not path or not os.path.exists(path):
+        return None, f"checkpoint {path or '(none)'} not found; run the table command to recreate it"
+    try:
+        import warnings
+
+        from baselines.checkpoint import load_baseline
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = load_baseline(path)
+        with torch.no_grad():
+            x = model.sample(n_images if kind == "image" else n_points, generator=torch.Generator().manual_seed(0))
+        return x.detach().float().cpu(), f"seed {finished[0].seed} checkpoint, sampling seed 0"
+    except Exception as e:  # noqa: BLE001 - a broken model must not break the report
+        return None, f"could not sample ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+
+
+def samples_html(section: DatasetSection) -> str:
+    from .plots import sample_grid_png
+
+    modes = None
+    if section.kind == "points":
+        try:
+            from ..data.registry import get_dataset
+
+            modes = get_dataset(section.dataset, "test").modes
+        except Exception:  # noqa: BLE001
+            modes = None
+    figs = []
+    for s in section.summaries:
+        x, note = _model_samples(s, section.kind)
+        if x is None:
+            figs.append(f'<figure><figcaption><b>{html.escape(s.family)}</b><br>'
+                        f'<span class="note">{html.escape(note)}</span></figcaption></figure>')
+            continue
+        png = sample_grid_png(x, title=s.family, modes=modes)
+        figs.append(f"<figure>{_img(png, f'samples of {s.family}', 240)}<figcaption>{html.escape(s.family)}"
+                    f'<br><span class="note">{html.escape(note)}</span></figcaption></figure>')
+    return '<div class="grid">' + "\n".join(figs) + "</div>"
+
+
+def environment_rows(records: list[Record]) -> list[list[str]]:
+    rows = []
+    versions: dict[str, set[str]] = {}
+    for r in records:
+        for k, v in (r.versions or {}).items():
+            versions.setdefault(k, set()).add(str(v))
+    for k in sorted(versions):
+        rows.append([f"version: {k}", ", ".join(sorted(versions[k]))])
+    rows.append(["device", ", ".join(sorted({r.device for r in records})) or "-"])
+    rows.append(["seeds", ", ".join(str(s) for s in sorted({r.seed for r in records})) or "-"])
+    revs = sorted({r.git_rev for r in records if r.git_rev})
+    rows.append(["git revision", ", ".join(revs) or "-"])
+    ext: dict[str, str] = {}
+    for r in records:
+        for mv in r.metrics.values():
+            if mv.extractor:
+                ext.setdefault(mv.extractor, mv.extractor_sha256 or "-")
+    for name, sha in sorted(ext.items()):
+        rows.append([f"feature extractor {name} (sha256)", sha])
+    for r in sorted(records, key=lambda r: (r.family or "", r.seed)):
+        info = table_info(r)
+        if info.get("checkpoint_sha256"):
+            rows.append([f"checkpoint {r.family} seed {r.seed} (sha256)", f"{info['checkpoint_sha256']}  {info.get('checkpoint', '')}"])
+    return rows
+
+
+def section_html(section: DatasetSection) -> str:
+    from .plots import loss_curves_png, metric_bars_png, quality_speed_png
+
+    parts = [f'<h2 id="{html.escape(section.name)}">{html.escape(section.name)} '
+             f'<span class="note">(dataset {html.escape(section.dataset)}, {section.kind})</span></h2>']
+    for c in section.commands:
+        parts.append(f"<p>Generated by <code>{html.escape(c)}</code></p>")
+    parts += ["<h3>Comparison</h3>", comparison_html(section), "<h3>Metrics</h3>",
+              '<p class="note">Mean ± std over finished seeds; with one seed, the value with its own interval.</p>',
+              metrics_html(section)]
+    notes = [f"{s.family}: " + "; ".join(s.notes()) for s in section.summaries if s.notes()]
+    if notes:
+        parts.append("<p>Runs without metrics:</p><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+    parts += ["<h3>Likelihood</h3>", likelihood_html(section), "<h3>Samples</h3>", samples_html(section)]
+    bars = metric_bars_png(section.summaries, [m for m in ordered_metrics(section.summaries) if m != "nfe"])
+    if bars:
+        parts += ["<h3>Metrics with 95% intervals</h3>",
+                  '<p class="note">Bars: mean over finished seeds; error bars: t-interval of that mean (two or more '
+                  "seeds) or the record's own bootstrap interval (one seed).</p>", _img(bars, "metric bars")]
+    quality = STABILITY_METRIC[section.kind] if section.kind == "points" else "fid"
+    qs = quality_speed_png(section.summaries, quality)
+    if qs:
+        parts += ["<h3>Quality vs speed</h3>", _img(qs, "quality vs speed")]
+    lc = loss_curves_png(section.summaries)
+    if lc:
+        parts += ["<h3>Training loss</h3>", '<p class="note">The shared trainer\'s logged loss per seed.</p>',
+                  _img(lc, "training loss curves")]
+    return "\n".join(parts)
+
+
+def build_html(sections: list[DatasetSection], *, title: str = "dgmbench report") -> str:
+    all_records = [r for s in sections for r in s.records]
+    toc = " · ".join(f'<a href="#{html.escape(s.name)}">{html.escape(s.name)}</a>' for s in sections)
+    env = environment_rows(all_records) + [["report generated with", f"python {platform.python_version()} on "
+                                                                      f"{platform.machine()} {platform.system()}"]]
+    body = [f"<h1>{html.escape(title)}</h1>", f"<p>Datasets: {toc}</p>"]
+    body += [section_html(s) for s in sections]
+    body += ['<h2 id="environment">Environment</h2>', _table(["what", "value"], env)]
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title><style>{CSS}</style>"
+            f"<script>{CHECK_SCRIPT}</script></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def build_markdown(sections: list[DatasetSection], *, title: str = "dgmbench report", html_name: str | None = None) -> str:
+    out = [f"# {title}", ""]
+    if html_name:
+        out += [f"Full report with sample grids and plots: `{html_name}`.", ""]
+    for s in sections:
+        out += [f"## {s.name} (dataset `{s.dataset}`)", ""]
+        out += [f"Generated by `{c}`" for c in s.commands]
+        out += ["", "### Comparison", "", comparison_markdown(comparison_table(s.summaries, s.kind), s.kind), "",
+                "### Metrics", "", metrics_markdown(s.summaries), ""]
+        name = DENSITY_METRIC[s.kind]
+        out += ["### Likelihood", "", f"| family | kind | {name} |", "|---|---|---|"]
+        for m in s.summaries:
+            mean = m.mean(name)
+            out.append(f"| {m.family} | {m.likelihood_kind} | {fmt(mean, 4) if mean is not None else '-'} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def write_report(sections: list[DatasetSection], out_dir: str, name: str, *, title: str = "dgmbench report") -> dict[str, str]:
+    """Write ``<out_dir>/<name>.html`` and ``<out_dir>/<name>.md`` atomically; return the paths."""
+    paths = {"html": os.path.join(out_dir, f"{name}.html"), "md": os.path.join(out_dir, f"{name}.md")}
+    atomic_write_text(paths["html"], build_html(sections, title=title))
+    atomic_write_text(paths["md"], build_markdown(sections, title=title, html_name=os.path.basename(paths["html"])))
+    for p in paths.values():
+        os.chmod(p, 0o644)  # mkstemp creates 0600; reports are for reading
+    return paths

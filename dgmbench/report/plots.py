@@ -1,0 +1,180 @@
+"""Report figures with matplotlib, returned as PNG bytes (no pyplot global state: each plot
+builds its own :class:`matplotlib.figure.Figure` and renders it with the Agg canvas).
+
+- :func:`sample_grid_png`: a grid of image samples, or a scatter of 2-D samples over the modes;
+- :func:`metric_bars_png`: one bar per model per metric with a 95% interval;
+- :func:`quality_speed_png`: quality metric against samples/s (log x);
+- :func:`loss_curves_png`: training loss against step, one line per seed.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+
+import torch
+
+from .summary import ModelSummary
+
+COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+
+
+def _figure(w: float, h: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(w, h), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    return buf.getvalue()
+
+
+def sample_grid_png(samples: torch.Tensor, *, title: str = "", modes: torch.Tensor | None = None,
+                    nrow: int = 8) -> bytes:
+    """Images (N, C, H, W) in [0, 1] as a grid, or points (N, 2) as a scatter (modes as crosses)."""
+    if samples.ndim == 4:
+        from torchvision.utils import make_grid
+
+        grid = make_grid(samples.float().clamp(0, 1), nrow=nrow, padding=1, pad_value=1.0)
+        img = grid.permute(1, 2, 0).numpy()
+        fig = _figure(3.0, 3.0 * img.shape[0] / max(img.shape[1], 1) + 0.3)
+        ax = fig.add_subplot(1, 1, 1)
+        if img.shape[2] == 1 or (samples.shape[1] == 1):
+            ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        else:
+            ax.imshow(img, interpolation="nearest")
+        ax.axis("off")
+    else:
+        pts = samples.reshape(samples.shape[0], -1)[:, :2].float().numpy()
+        fig = _figure(3.2, 3.2)
+        ax = fig.add_subplot(1, 1, 1)
+        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5, color=COLORS[0], rasterized=True)
+        if modes is not None:
+            m = modes.float().numpy()
+            ax.scatter(m[:, 0], m[:, 1], marker="x", s=30, color="black", linewidths=1)
+            span = float(abs(m).max()) * 1.5 + 0.5
+            ax.set_xlim(-span, span)
+            ax.set_ylim(-span, span)
+        ax.set_aspect("equal")
+        ax.tick_params(labelsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _png(fig)
+
+
+def interval(s: ModelSummary, metric: str) -> tuple[float, float] | None:
+    """95% interval shown on a bar: a t-interval of the seed mean with >= 2 finished seeds, else
+    the record's own CI (bootstrap or subset std x 1.96)."""
+    vals = s.values(metric)
+    if len(vals) >= 2:
+        from scipy import stats
+
+        m = sum(vals) / len(vals)
+        sd = s.std(metric) or 0.0
+        h = float(stats.t.ppf(0.975, len(vals) - 1)) * sd / math.sqrt(len(vals))
+        return (m - h, m + h)
+    mv = s.metric(metric)
+    if mv is None or mv.value is None:
+        return None
+    if mv.ci_low is not None and mv.ci_high is not None:
+        return (float(mv.ci_low), float(mv.ci_high))
+    if mv.std is not None:
+        return (mv.value - 1.96 * mv.std, mv.value + 1.96 * mv.std)
+    return None
+
+
+def metric_bars_png(summaries: Sequence[ModelSummary], metrics: Sequence[str]) -> bytes | None:
+    """One panel per metric: a bar per model (seed mean) with its 95% interval as an error bar."""
+    from ..metrics.names import METRICS
+
+    metrics = [m for m in metrics if any(s.mean(m) is not None for s in summaries)]
+    if not metrics:
+        return None
+    cols = min(3, len(metrics))
+    rows = math.ceil(len(metrics) / cols)
+    fig = _figure(4.0 * cols, 2.8 * rows)
+    for i, m in enumerate(metrics):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        names, vals, lo, hi = [], [], [], []
+        for s in summaries:
+            v = s.mean(m)
+            if v is None:
+                continue
+            names.append(s.family)
+            vals.append(v)
+            ci = interval(s, m)
+            lo.append(v - ci[0] if ci else 0.0)
+            hi.append(ci[1] - v if ci else 0.0)
+        x = list(range(len(names)))
+        ax.bar(x, vals, color=[COLORS[j % len(COLORS)] for j in x], yerr=[lo, hi], capsize=3, ecolor="black")
+        ax.set_xticks(x)
+        ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+        spec = METRICS.get(m)
+        label = spec.label if spec else m
+        direction = "" if spec is None else (" (higher is better)" if spec.higher_is_better else " (lower is better)")
+        ax.set_title(f"{label}{direction}", fontsize=9)
+        ax.tick_params(axis="y", labelsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def quality_speed_png(summaries: Sequence[ModelSummary], quality: str = "fid") -> bytes | None:
+    """Quality metric (seed mean) against samples/s on a log x axis, one labelled point per model."""
+    from ..metrics.names import METRICS
+
+    pts = [(s.family, s.mean("samples_per_s"), s.mean(quality)) for s in summaries]
+    pts = [p for p in pts if p[1] is not None and p[2] is not None and p[1] > 0]
+    if not pts:
+        return None
+    fig = _figure(5.0, 3.6)
+    ax = fig.add_subplot(1, 1, 1)
+    for i, (name, sps, q) in enumerate(pts):
+        ax.scatter([sps], [q], s=40, color=COLORS[i % len(COLORS)], zorder=3)
+        ax.annotate(name, (sps, q), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("samples/s (log scale)")
+    spec = METRICS.get(quality)
+    ax.set_ylabel(spec.label if spec else quality)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(f"{spec.label if spec else quality} vs sampling speed", fontsize=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def loss_curves_png(summaries: Sequence[ModelSummary]) -> bytes | None:
+    """Training loss (the trainer's logged 'loss') against step: one panel per model, one line per seed."""
+    from .summary import table_info
+
+    panels = []
+    for s in summaries:
+        lines = []
+        for r in sorted(s.records, key=lambda r: r.seed):
+            hist = [h for h in table_info(r).get("history") or [] if "step" in h and "loss" in h]
+            if hist:
+                lines.append((r.seed, [h["step"] for h in hist], [h["loss"] for h in hist]))
+        if lines:
+            panels.append((s.family, lines))
+    if not panels:
+        return None
+    cols = min(4, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig = _figure(3.3 * cols, 2.5 * rows)
+    for i, (name, lines) in enumerate(panels):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        for j, (seed, steps, losses) in enumerate(lines):
+            finite = [(a, b) for a, b in zip(steps, losses) if math.isfinite(b)]
+            if finite:
+                ax.plot([a for a, _ in finite], [b for _, b in finite], color=COLORS[j % len(COLORS)], lw=1,
+                        label=f"seed {seed}")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    return _png(fig)
