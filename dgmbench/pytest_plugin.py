@@ -56,8 +56,11 @@ class RegressionChecker:
         a dict {metric: spec}. Returns the :class:`dgmbench.regress.Comparison`; fails the test
         on a regression, a missing metric or an incomparable one.
         """
-        from dgmbench import regress
-        from dgmbench.errors import DgmbenchError
+        import importlib
+
+        # through sys.modules (not package attributes), so pytester's module snapshots stay consistent
+        regress = importlib.import_module("dgmbench.regress")
+        DgmbenchError = importlib.import_module("dgmbench.errors").DgmbenchError  # noqa: N806
 
         path = self.resolve(baseline)
         try:

@@ -494,15 +494,24 @@ def _record_from(item: Any, where: str) -> Record:
 
 def as_records(obj: Record | Iterable[Record] | str | os.PathLike) -> list[Record]:
     """A Record, several, or a path to a results file -> list of Records."""
-    if isinstance(obj, Record):
+    if _is_record(obj):
         return [obj]
     if isinstance(obj, (str, os.PathLike)):
         return load_records(obj)
-    records = list(obj)
+    try:
+        records = list(obj)
+    except TypeError:
+        raise UsageError(f"expected a dgmbench Record, a list of them or a results-file path, "
+                         f"got a {type(obj).__name__}") from None
     for r in records:
-        if not isinstance(r, Record):
+        if not _is_record(r):
             raise UsageError(f"expected dgmbench Records, got a {type(r).__name__}")
     return records
+
+
+def _is_record(obj: Any) -> bool:
+    # duck-typed, so a Record from a reloaded dgmbench.results module is accepted too
+    return isinstance(obj, Record) or all(hasattr(obj, a) for a in ("model", "dataset", "split", "seed", "metrics"))
 
 
 def baseline_from_records(records: Sequence[Record], *, overrides: dict[str, Tolerance] | None = None,
