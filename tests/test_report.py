@@ -1,0 +1,200 @@
+"""``dgmbench report``: a self-contained HTML page that a real headless Chromium renders with no
+failed image or script error, plus the Markdown summary.
+
+The records are made by hand (known numbers) around real checkpoints of a tiny stand-in
+family, so the sample grids come from the same load-and-sample path as for the baselines.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import test_table_fakefamily as fake
+import torch
+from PIL import Image
+
+from dgmbench.results import MetricValue, Record
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("CI"),
+    reason="headless chromium is not installed (make test installs Debian's chromium)",
+)
+
+
+def _record(family, dataset, seed, ckpt, metrics, *, status="ok", kind="exact", history=None):
+    r = Record(model=f"{family}-tiny", dataset=dataset, split="test", family=family, seed=seed)
+    for name, (v, lo, hi) in metrics.items():
+        r.add(MetricValue(name, v, n=200, ci_low=lo, ci_high=hi, kind=kind if name in ("bpd", "nll") else None,
+                          extractor="classifier-digits" if dataset == "digits" else None,
+                          extractor_sha256="ab" * 32 if dataset == "digits" else None))
+    r.config = {"table": {"family": family, "preset": f"{dataset}-tiny", "seed": seed, "status": status,
+                          "note": "training diverged at step 13" if status != "ok" else None, "checkpoint": ckpt,
+                          "checkpoint_sha256": "cd" * 32, "history": history or [], "likelihood_kind": kind,
+                          "nfe_per_sample": 1.0, "command": f"dgmbench table --dataset {dataset} --preset {dataset}-tiny",
+                          **({"num_modes": 8} if dataset == "ring8" else {})}}
+    return r
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    from baselines import registry
+    from baselines.train import train_preset
+    from dgmbench.report.html import DatasetSection, write_report
+
+    tmp = tmp_path_factory.mktemp("report")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(registry.FAMILIES, "fake", fake.MODULE)
+        mp.setitem(registry.FAMILIES, "fake2", fake.MODULE)
+        ck = {}
+        for fam in ("fake", "fake2"):
+            for ds in ("digits", "ring8"):
+                path = str(tmp / f"{fam}-{ds}.pt")
+                res = train_preset(fam, f"{ds}-tiny", checkpoint=path, seed=0, progress=False)
+                ck[fam, ds] = (path, res.history)
+        digits = [
+            _record("fake", "digits", 0, ck["fake", "digits"][0], {
+                "fid": (10.0, 9.0, 11.0), "precision": (0.9, None, None), "recall": (0.7, None, None),
+                "coverage": (0.5, None, None), "bpd": (2.0, 1.9, 2.1), "samples_per_s": (1e5, None, None)},
+                history=ck["fake", "digits"][1]),
+            _record("fake", "digits", 1, ck["fake", "digits"][0], {
+                "fid": (12.0, 11.0, 13.0), "precision": (0.9, None, None), "recall": (0.7, None, None),
+                "coverage": (0.5, None, None), "bpd": (2.0, 1.9, 2.1), "samples_per_s": (1e5, None, None)},
+                history=ck["fake", "digits"][1]),
+            _record("fake2", "digits", 0, ck["fake2", "digits"][0], {
+                "fid": (44.0, 40.0, 48.0), "precision": (0.3, None, None), "recall": (0.2, None, None),
+                "coverage": (0.1, None, None), "samples_per_s": (50.0, None, None)}, kind="none",
+                history=ck["fake2", "digits"][1]),
+            _record("fake2", "digits", 1, ck["fake2", "digits"][0], {}, status="diverged", kind="none"),
+        ]
+        ring = [
+            _record("fake", "ring8", 0, ck["fake", "ring8"][0], {
+                "modes_captured": (8, None, None), "hq_fraction": (0.95, None, None), "mode_rkl": (0.01, None, None),
+                "nll": (-1.5, None, None), "samples_per_s": (2e5, None, None)}, history=ck["fake", "ring8"][1]),
+            _record("fake2", "ring8", 0, ck["fake2", "ring8"][0], {
+                "modes_captured": (3, None, None), "hq_fraction": (0.5, None, None), "mode_rkl": (0.9, None, None),
+                "samples_per_s": (1e3, None, None)}, kind="none", history=ck["fake2", "ring8"][1]),
+        ]
+        sections = [DatasetSection("digits-tiny", digits), DatasetSection("ring8-tiny", ring)]
+        paths = write_report(sections, str(tmp / "reports"), "report", title="test report")
+    return paths
+
+
+def _imgs(html_text):
+    return re.findall(r'<img [^>]*src="([^"]+)"', html_text)
+
+
+def test_html_is_self_contained_and_images_are_pngs(built):
+    text = open(built["html"]).read()
+    assert not re.search(r'(src|href)="(https?:)?//', text), "the report must not load anything from outside"
+    assert "<link" not in text
+    srcs = _imgs(text)
+    # per section: 2 sample grids/scatters + metric bars + quality-vs-speed + loss curves
+    assert len(srcs) == 10
+    for src in srcs:
+        assert src.startswith("data:image/png;base64,")
+        img = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+        img.load()
+        assert img.width > 50 and img.height > 50
+    assert "Environment" in text and "cd" * 32 in text and "ab" * 32 in text  # checkpoint + extractor sha256
+    assert "torch" in text and "seeds" in text
+
+
+def test_report_tables_show_stars_numbers_and_kinds(built):
+    md = open(built["md"]).read()
+    # hand-made numbers: fake FID mean 11 (best) -> 5, precision 0.9 -> 5; fake2 FID 44 = 4x -> 3, precision 0.3 -> 2
+    assert "★★★★★ FID 11, precision 0.9" in md
+    assert "★★★☆☆ FID 44, precision 0.3" in md  # (3 + 2) / 2 = 2.5 rounds half up to 3
+    # stability: fake2 has one finished and one diverged seed -> 5 - 1 = 4 stars
+    assert "★★★★☆ FID 44, 1/2 diverged" in md
+    # density: exact 2.0 bpd, none
+    assert "★★★★★ exact, 2 bits/dim" in md
+    assert "| fake2 | ★☆☆☆☆ none |" in md
+    # ring8: 8/8 modes -> 5; 3/8 with rKL 0.9 -> 2 - 1 = 1
+    assert "★★★★★ 8/8 modes" in md
+    assert "★☆☆☆☆ 3/8 modes, rKL 0.9" in md
+    for rule_word in ("coefficient of variation", "doubling of FID", "factor of 10", "reverse KL"):
+        assert rule_word in open(built["html"]).read()
+
+
+def _chromium(args, tmp_path, timeout=120):
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+           f"--user-data-dir={tmp_path / 'chromium-profile'}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def _dom_flags(dom: str) -> dict[str, str]:
+    body = re.search(r"<body([^>]*)>", dom)
+    assert body, dom[:500]
+    return dict(re.findall(r'(data-[a-z-]+)="([^"]*)"', body.group(1)))
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_report_renders_in_headless_chromium(built, tmp_path):
+    url = "file://" + os.path.abspath(built["html"])
+    out = _chromium(["--virtual-time-budget=10000", "--dump-dom", url], tmp_path)
+    flags = _dom_flags(out.stdout)
+    assert flags.get("data-checked") == "1", out.stderr[-2000:]
+    assert flags["data-images"] == "10"
+    assert flags["data-failed-images"] == "0", flags.get("data-failed-list")
+    assert flags["data-script-errors"] == "0"
+    assert "Comparison" in out.stdout and "★" in out.stdout
+    shot = tmp_path / "shot.png"
+    out = _chromium(["--hide-scrollbars", "--window-size=1200,3000", f"--screenshot={shot}", url], tmp_path)
+    assert shot.exists(), out.stderr[-2000:]
+    img = torch.from_numpy(np.asarray(Image.open(shot).convert("L"), dtype=np.float32))
+    assert img.shape == (3000, 1200)
+    # a rendered page: mostly white background, with dark text and plots (not a blank or error page)
+    assert img.mean() > 150
+    assert (img < 100).float().mean() > 0.005
+    # the plots are there: rows far down the page are not blank
+    assert img[1500:2500].std() > 10
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_broken_image_is_caught_by_the_page_check(tmp_path):
+    """The in-page check can fail: a corrupt embedded image is reported in the DOM."""
+    from dgmbench.report.html import CHECK_SCRIPT
+
+    page = tmp_path / "broken.html"
+    page.write_text(f"<!DOCTYPE html><html><head><script>{CHECK_SCRIPT}</script></head><body>"
+                    f'<img alt="bad" src="data:image/png;base64,aGVsbG8="><img alt="ok" src="data:image/png;base64,'
+                    f'{base64.b64encode(_png_bytes()).decode()}"></body></html>')
+    out = _chromium(["--virtual-time-budget=5000", "--dump-dom", "file://" + str(page)], tmp_path)
+    flags = _dom_flags(out.stdout)
+    assert flags["data-images"] == "2"
+    assert flags["data-failed-images"] == "1"
+    assert flags["data-failed-list"] == "bad"
+
+
+def _png_bytes() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), (255, 0, 0)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_report_cli_from_records_file(built, tmp_path, capsys):
+    from dgmbench.cli import main
+    from dgmbench.results import RecordStore
+
+    recs = tmp_path / "lb" / "toy.jsonl"
+    store = RecordStore(str(recs))
+    r = Record(model="m", dataset="digits", split="test", family="vae", seed=0)
+    r.add(MetricValue("fid", 3.0))
+    store.append(r)
+    assert main(["report", "--leaderboards", str(tmp_path / "lb"), "--out", str(tmp_path / "rep")]) == 0
+    assert (tmp_path / "rep" / "toy.html").exists() and (tmp_path / "rep" / "toy.md").exists()
+    assert "vae" in capsys.readouterr().out
+    # unknown leaderboard: a usage error (exit 2) that says what to run
+    assert main(["report", "--leaderboards", str(tmp_path / "lb"), "--dataset", "nope"]) == 2
+    assert "dgmbench table --dataset nope" in capsys.readouterr().err
