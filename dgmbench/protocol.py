@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import pickle
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -101,7 +102,7 @@ class SamplesModel:
         self.samples = samples
         self.labels = labels
         self.data_shape = tuple(samples.shape[1:])
-        self.num_classes = None if labels is None else int(labels.max()) + 1
+        self.num_classes = None if labels is None or labels.numel() == 0 else int(labels.max()) + 1
         self.name = name
         self.source = source
 
@@ -176,9 +177,15 @@ def load_model(spec: str, checkpoint: str | None = None, *, device: str | None =
 
         if is_baseline_checkpoint(spec):
             return load_baseline(spec, device=device)
+        raise ModelError(
+            f"{spec} is not a dgmbench baseline checkpoint; for your own model give 'package.module:factory' "
+            "and the checkpoint separately, or score a samples file with --samples"
+        )
+    if checkpoint is not None and not os.path.exists(checkpoint):
+        raise ModelError(f"checkpoint {checkpoint} does not exist (model spec '{spec}')")
     factory = _import_object(spec)
     try:
         obj = factory(checkpoint) if checkpoint is not None else factory()
-    except (FileNotFoundError, RuntimeError, KeyError, ValueError) as e:
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, EOFError, pickle.UnpicklingError) as e:
         raise ModelError(f"model factory '{spec}' failed{' on checkpoint ' + checkpoint if checkpoint else ''}: {e}") from e
     return as_generative_model(obj)
