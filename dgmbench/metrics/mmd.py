@@ -2,7 +2,7 @@
 
 k(x, y) = exp(-||x - y||^2 / (2 sigma^2)). The bandwidth sigma is given, or set by the
 median heuristic: sigma = median of the pairwise Euclidean distances of the pooled sample
-(on a seeded random subset of at most ``median_max`` points). The estimate is
+(the lower median for an even count of pairs; on a seeded random subset of at most ``median_max`` points). The estimate is
 
     MMD^2_u = 1/(m(m-1)) sum_{i!=j} k(x_i,x_j) + 1/(n(n-1)) sum_{i!=j} k(y_i,y_j) - 2/(mn) sum_{i,j} k(x_i,y_j)
 
