@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import json
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -62,15 +64,34 @@ class MetricValue:
         return s
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that can change a number."""
-    out = {"python": platform.python_version()}
-    for mod in ("dgmbench", "torch", "torch_fidelity", "numpy", "scipy", "sklearn", "open_clip"):
+# module name (the key in Record.versions) -> distribution name
+_VERSIONED = {"dgmbench": "dgmbench", "torch": "torch", "torch_fidelity": "torch-fidelity", "numpy": "numpy",
+              "scipy": "scipy", "sklearn": "scikit-learn", "open_clip": "open-clip-torch"}
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_versions() -> tuple[tuple[str, str], ...]:
+    from importlib import metadata
+
+    out = []
+    for mod, dist in _VERSIONED.items():
         try:
-            m = __import__(mod)
-            out[mod] = str(getattr(m, "__version__", "unknown"))
-        except Exception:  # noqa: BLE001 - optional packages
+            out.append((mod, metadata.version(dist)))
+        except metadata.PackageNotFoundError:  # optional packages
             continue
+    return tuple(out)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that can change a number.
+
+    A module already imported reports its ``__version__`` (e.g. torch's ``2.x+cu121`` build
+    tag); the others are read from installed metadata, so nothing slow is imported here.
+    """
+    out = {"python": platform.python_version()}
+    for mod, version in _installed_versions():
+        loaded = sys.modules.get(mod)
+        out[mod] = str(getattr(loaded, "__version__", None) or version)
     return out
 
 
@@ -197,7 +218,7 @@ class RecordStore:
                     continue
                 try:
                     records.append(Record.from_dict(json.loads(line)))
-                except json.JSONDecodeError:
+                except (ValueError, TypeError, AttributeError):  # torn/garbled line (JSONDecodeError is a ValueError)
                     import warnings
 
                     warnings.warn(f"{self.path}:{lineno}: skipping a corrupt or truncated record line", stacklevel=2)
