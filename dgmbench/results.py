@@ -85,9 +85,12 @@ def _installed_versions() -> tuple[tuple[str, str], ...]:
 def package_versions() -> dict[str, str]:
     """Versions of the packages that can change a number.
 
-    A module already imported reports its ``__version__`` (e.g. torch's ``2.x+cu121`` build
-    tag); the others are read from installed metadata, so nothing slow is imported here.
+    torch and modules already imported report their ``__version__`` (torch's includes the
+    build tag, e.g. ``2.x+cu121``); the others are read from installed metadata, so nothing
+    slow (open_clip, scikit-learn) is imported here.
     """
+    import torch  # noqa: F401 - always: its build tag (e.g. +cu121) is not in the installed metadata
+
     out = {"python": platform.python_version()}
     for mod, version in _installed_versions():
         loaded = sys.modules.get(mod)
