@@ -26,6 +26,20 @@ def test_unknown_split():
         get_dataset("digits", "val")
 
 
+def test_options_checked_and_download_options_ignored_elsewhere(tmp_path):
+    # download options are accepted (and ignored) by embedded, toy and custom sources
+    assert len(get_dataset("ring8", "test", n=10, data_dir=str(tmp_path), mirror="http://x")) == 10
+    assert len(get_dataset("digits", "test", data_dir=str(tmp_path))) == 360
+    with pytest.raises(UsageError, match="dataset 'ring8' does not take option\\(s\\) resize; it takes seed, n, std"):
+        get_dataset("ring8", resize=4)
+    with pytest.raises(UsageError, match="dataset 'mnist' does not take option\\(s\\) seed"):
+        get_dataset("mnist", "test", seed=0)
+    with pytest.raises(UsageError, match="dataset 'digits' does not take option\\(s\\) n; it takes no options"):
+        get_dataset("digits", n=5)
+    with pytest.raises(UsageError, match="does not take option\\(s\\) bogus"):
+        prepare_dataset("cifar10", bogus=1)
+
+
 def test_registry_lists_every_dataset():
     names = {d.name for d in list_datasets()}
     assert {"digits", "mnist", "fashion-mnist", "cifar10", *TOY_NAMES} <= names

@@ -11,13 +11,19 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "datasets", help="list, describe and download datasets",
         description="List the registered datasets, describe one (shape, classes, splits, source, "
-        "per-split sizes), or download and verify one into $DGMBENCH_HOME.",
+        "per-split sizes), or download and verify one into $DGMBENCH_HOME (default ~/.cache/dgmbench).\n\n"
+        "Downloaded datasets (mnist, fashion-mnist, cifar10) are looked up first in --data-dir / "
+        "$DGMBENCH_DATA_DIR (files as <dir>/<file> or <dir>/<dataset>/<file>), then in the cache, and "
+        "only then downloaded from --mirror / $DGMBENCH_MIRROR (<url>/<dataset>/<file> or <url>/<file>) "
+        "or the official URLs. Every file is checked against its official checksum; "
+        "$DGMBENCH_CHECKSUMS names a JSON file {\"dataset/file\": \"md5:...\"} of replacements.",
     )
     dsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     dsub.add_parser("list", help="one line per dataset")
     i = dsub.add_parser("info", help="details of one dataset (loads it to count items)")
     i.add_argument("name")
     i.add_argument("--data-dir", help="folder holding local copies of the dataset files")
+    i.add_argument("--mirror", help="URL base to download from instead of the official one")
     pr = dsub.add_parser("prepare", help="download and verify a dataset's files")
     pr.add_argument("name")
     pr.add_argument("--data-dir", help="folder holding local copies of the dataset files")
@@ -43,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
             print("\ncustom sources: folder:PATH (PNG/JPEG/WebP images), npz:PATH, pt:PATH")
         return 0
     kwargs = {"data_dir": args.data_dir} if getattr(args, "data_dir", None) else {}
+    if getattr(args, "mirror", None):
+        kwargs["mirror"] = args.mirror
     if args.action == "prepare":
-        if getattr(args, "mirror", None):
-            kwargs["mirror"] = args.mirror
         paths = prepare_dataset(args.name, **kwargs)
         if args.json:
             print_json({"name": args.name, "files": paths})

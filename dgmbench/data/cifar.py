@@ -187,22 +187,22 @@ def batches_folder(
     return extract_archive(archive, cache_dir(NAME, home))
 
 
-def prepare(name: str = NAME, **kw) -> list[str]:
+def prepare(name: str = NAME, *, data_dir=None, mirror=None, home=None, checksums=None, progress=None) -> list[str]:
     """Fetch, verify and extract CIFAR-10; return the batch files' paths."""
     names = SPLIT_FILES["train"] + SPLIT_FILES["test"]
-    folder = batches_folder(names, **kw)
+    folder = batches_folder(names, data_dir=data_dir, mirror=mirror, home=home, checksums=checksums, progress=progress)
     return [str(folder / n) for n in names]
 
 
-def load_cifar10(split: str = "train", **kw) -> DataSplit:
+def load_cifar10(split: str = "train", *, data_dir=None, mirror=None, home=None, checksums=None, progress=None) -> DataSplit:
     """CIFAR-10 ``split`` as float32 (N, 3, 32, 32) in [0, 1] with labels 0..9 (airplane ... truck).
 
-    Keywords: ``data_dir``, ``mirror``, ``home``, ``checksums``, ``progress``.
+    Keywords: ``data_dir``, ``mirror``, ``home``, ``checksums``, ``progress`` (see :func:`batches_folder`).
     """
     if split not in SPLIT_FILES:
         raise UsageError(f"cifar10 has splits 'train' and 'test', not '{split}'")
     names = SPLIT_FILES[split]
-    folder = batches_folder(names, **kw)
+    folder = batches_folder(names, data_dir=data_dir, mirror=mirror, home=home, checksums=checksums, progress=progress)
     parts = [read_batch(folder / n) for n in names]
     data = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
     labels = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]

@@ -113,20 +113,35 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return arr
 
 
-def prepare(name: str, *, checksums: Mapping[str, str] | None = None, **kw) -> list[str]:
+def prepare(name: str, *, data_dir=None, mirror=None, home=None, checksums: Mapping[str, str] | None = None,
+            progress: bool | None = None) -> list[str]:
     """Fetch and verify every file of ``name`` ('mnist' / 'fashion-mnist'); return their paths.
 
     Keywords: ``data_dir``, ``mirror``, ``home``, ``progress`` (see :func:`download.fetch`)
     and ``checksums`` (``{filename: "md5:..."}`` overrides of the official values).
     """
     files = with_overrides(remote_files(name), checksums)
-    return [str(fetch(f, **kw)) for f in files]
+    return [str(fetch(f, data_dir=data_dir, mirror=mirror, home=home, progress=progress)) for f in files]
 
 
-def load_idx_dataset(name: str, split: str = "train", *, checksums: Mapping[str, str] | None = None, **kw) -> DataSplit:
-    """Load one split of an IDX dataset as float32 (N, 1, 28, 28) in [0, 1] with labels."""
+def load_idx_dataset(
+    name: str,
+    split: str = "train",
+    *,
+    data_dir: str | os.PathLike | None = None,
+    mirror: str | None = None,
+    home: str | os.PathLike | None = None,
+    checksums: Mapping[str, str] | None = None,
+    progress: bool | None = None,
+) -> DataSplit:
+    """Load one split of an IDX dataset as float32 (N, 1, 28, 28) in [0, 1] with labels.
+
+    ``data_dir`` / ``mirror`` / ``home`` / ``progress``: see :func:`dgmbench.data.download.fetch`;
+    ``checksums``: ``{filename: "md5:..."}`` overrides of the official values.
+    """
     if split not in _SPLIT_PREFIX:
         raise UsageError(f"{name} has splits 'train' and 'test', not '{split}'")
+    kw = {"data_dir": data_dir, "mirror": mirror, "home": home, "progress": progress}
     img_file, lab_file = with_overrides(remote_files(name, (split,)), checksums)
     img_path, lab_path = fetch(img_file, **kw), fetch(lab_file, **kw)
     images, labels = read_idx(img_path), read_idx(lab_path)
@@ -150,11 +165,14 @@ def load_idx_dataset(name: str, split: str = "train", *, checksums: Mapping[str,
     )
 
 
-def load_mnist(split: str = "train", **kw) -> DataSplit:
+def load_mnist(split: str = "train", *, data_dir=None, mirror=None, home=None, checksums=None, progress=None) -> DataSplit:
     """MNIST (60,000 train / 10,000 test), float32 (N, 1, 28, 28) in [0, 1]; see :func:`load_idx_dataset`."""
-    return load_idx_dataset("mnist", split, **kw)
+    return load_idx_dataset("mnist", split, data_dir=data_dir, mirror=mirror, home=home, checksums=checksums,
+                            progress=progress)
 
 
-def load_fashion_mnist(split: str = "train", **kw) -> DataSplit:
-    """Fashion-MNIST (60,000 train / 10,000 test), float32 (N, 1, 28, 28) in [0, 1]."""
-    return load_idx_dataset("fashion-mnist", split, **kw)
+def load_fashion_mnist(split: str = "train", *, data_dir=None, mirror=None, home=None, checksums=None,
+                       progress=None) -> DataSplit:
+    """Fashion-MNIST (60,000 train / 10,000 test), float32 (N, 1, 28, 28) in [0, 1]; see :func:`load_idx_dataset`."""
+    return load_idx_dataset("fashion-mnist", split, data_dir=data_dir, mirror=mirror, home=home,
+                            checksums=checksums, progress=progress)

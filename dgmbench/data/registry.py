@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -80,20 +81,44 @@ def dataset_info(name: str) -> DatasetInfo:
     return DATASETS[name]
 
 
+# options of downloaded datasets (see dgmbench.data.download); other datasets ignore them, so
+# callers can pass e.g. ``data_dir=args.data_dir`` whatever the dataset
+DOWNLOAD_OPTIONS = ("data_dir", "mirror", "home", "checksums", "progress")
+
+
+def _check_options(loader: Callable, name: str, kwargs: dict) -> None:
+    params = inspect.signature(loader).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    bad = sorted(k for k in kwargs if k not in params)
+    if bad:
+        takes = [p for p in params if p not in ("name", "split", "path")]
+        raise UsageError(
+            f"dataset '{name}' does not take option(s) {', '.join(bad)}"
+            + (f"; it takes {', '.join(takes)}" if takes else "; it takes no options")
+        )
+
+
 def get_dataset(name: str, split: str = "train", **kwargs) -> DataSplit:
     """Load ``name`` (registered name or ``folder:PATH`` / ``npz:PATH`` / ``pt:PATH``).
 
-    Keyword arguments go to the loader (``seed``/``n`` for toys, ``data_dir`` for
-    downloaded datasets).
+    Keyword arguments go to the loader (``seed``/``n``/``std`` for toys; ``data_dir``,
+    ``mirror``, ``home``, ``checksums``, ``progress`` for downloaded datasets, ignored by
+    the others; ``resize``/``alpha``/``channels`` for folders).
     """
     for prefix in CUSTOM_PREFIXES:
         if name.startswith(prefix):
             loader = _import("dgmbench.data.files:load_" + prefix[:-1])
+            kwargs = {k: v for k, v in kwargs.items() if k not in DOWNLOAD_OPTIONS}
+            _check_options(loader, name, kwargs)
             return loader(name[len(prefix):], split=split, **kwargs)
     info = dataset_info(name)
     if split not in info.splits:
         raise UsageError(suggest(split, info.splits, f"split of {name}"))
     loader = _import(info.loader)
+    if not info.downloads:
+        kwargs = {k: v for k, v in kwargs.items() if k not in DOWNLOAD_OPTIONS}
+    _check_options(loader, name, kwargs)
     if info.loader.endswith(":load_toy"):
         return loader(name, split, **kwargs)
     return loader(split, **kwargs)
@@ -105,4 +130,5 @@ def prepare_dataset(name: str, **kwargs) -> list[str]:
     if not info.downloads:
         return []
     mod = importlib.import_module(info.loader.split(":")[0])
+    _check_options(mod.prepare, name, kwargs)
     return mod.prepare(name, **kwargs)
