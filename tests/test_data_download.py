@@ -205,3 +205,21 @@ def test_default_home(monkeypatch, tmp_path):
     monkeypatch.setenv("DGMBENCH_HOME", str(tmp_path / "elsewhere"))
     assert cache_dir("mnist") == tmp_path / "elsewhere" / "datasets" / "mnist"
     assert os.fspath(dgmbench_home()) == str(tmp_path / "elsewhere")
+
+
+def test_ctrl_c_during_download_leaves_no_partial_file(offline_server, tmp_path, monkeypatch):
+    from dgmbench.data import download
+
+    real = download._download_to
+
+    def write_then_interrupt(url, dest, **kw):
+        dest.write_bytes(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(download, "_download_to", write_then_interrupt)
+    home = tmp_path / "home"
+    with pytest.raises(KeyboardInterrupt):
+        fetch(_labels_file(), mirror=offline_server, home=home, progress=False)
+    assert _leftovers(cache_dir("mnist", home)) == []
+    monkeypatch.setattr(download, "_download_to", real)
+    assert fetch(_labels_file(), mirror=offline_server, home=home, progress=False).is_file()
