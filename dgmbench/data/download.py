@@ -184,7 +184,7 @@ def _candidate_urls(f: RemoteFile, mirror: str | None) -> list[str]:
     return list(f.urls)
 
 
-def _download_to(url: str, dest: Path, *, progress: bool | None, timeout: float) -> None:
+def _download_to(url: str, dest: Path, *, progress: bool | None, timeout: float, desc: str = "") -> None:
     """Stream ``url`` into ``dest``; raise DataError when the transfer ends early."""
     from tqdm.auto import tqdm
 
@@ -195,7 +195,7 @@ def _download_to(url: str, dest: Path, *, progress: bool | None, timeout: float)
         done = 0
         disable = (not progress) if progress is not None else None
         with open(dest, "wb") as out, tqdm(
-            total=expected, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name.split(".part")[0],
+            total=expected, unit="B", unit_scale=True, unit_divisor=1024, desc=desc or dest.name,
             disable=disable, leave=False,
         ) as bar:
             while chunk := resp.read(CHUNK):
@@ -248,7 +248,7 @@ def fetch(
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            _download_to(url, tmp, progress=progress, timeout=timeout)
+            _download_to(url, tmp, progress=progress, timeout=timeout, desc=f"{f.dataset}/{f.filename}")
             verify_file(tmp, f.checksum, what=f"the file downloaded from {url}")
             os.replace(tmp, target)
             return target
