@@ -185,7 +185,7 @@ def _candidate_urls(f: RemoteFile, mirror: str | None) -> list[str]:
 
 
 def _download_to(url: str, dest: Path, *, progress: bool | None, timeout: float, desc: str = "") -> None:
-    """Stream ``url`` into ``dest``; raise DataError when the transfer ends early."""
+    """Stream ``url`` into ``dest``; raise ``_Interrupted`` when fewer bytes than announced arrive."""
     from tqdm.auto import tqdm
 
     req = urllib.request.Request(url, headers={"User-Agent": "dgmbench"})
@@ -250,7 +250,12 @@ def fetch(
         try:
             _download_to(url, tmp, progress=progress, timeout=timeout, desc=f"{f.dataset}/{f.filename}")
             verify_file(tmp, f.checksum, what=f"the file downloaded from {url}")
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o644 & ~umask)  # mkstemp makes 0600 files; cached data is world-readable as usual
             os.replace(tmp, target)
+            st = target.stat()
+            _VERIFIED.add((os.path.abspath(target), st.st_size, st.st_mtime_ns, f.checksum.lower()))
             return target
         except ChecksumError as e:
             checksum_failed = True
