@@ -1,0 +1,197 @@
+"""The GAN baseline: DCGAN / MLP networks, non-saturating, hinge or WGAN-GP loss,
+optional spectral norm and class conditioning, trained by the shared trainer with two
+optimisers (``{"g": ..., "d": ...}``) and ``n_critic`` discriminator steps per generator step.
+
+Data convention: ``sample`` returns [0, 1] images (N, C, H, W) or (N, 2) points; the
+networks work on [-1, 1] images internally. There is no likelihood (``likelihood_kind``
+is ``none``; the harness reports a KDE estimate for GANs).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from dgmbench.errors import UsageError
+
+from ..base import BaselineModel
+from .losses import LOSSES, d_loss_fn, g_loss_fn, gradient_penalty
+from .nets import ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator
+
+DEFAULTS: dict[str, Any] = {
+    "arch": "auto",          # "dcgan" for images, "mlp" for points
+    "z_dim": 64,
+    "loss": "ns",            # "ns" | "hinge" | "wgan-gp"
+    "gp_weight": 10.0,       # lambda of WGAN-GP
+    "n_critic": 1,           # D steps per G step; each uses 1/n_critic of the trainer's batch
+    "spectral_norm": False,  # on every D layer
+    "g_channels": 64,
+    "d_channels": 64,
+    "g_norm": "bn",
+    "d_norm": "auto",        # "bn" for ns/hinge without spectral norm, else "none"
+    "hidden": 128,           # MLP width
+    "layers": 3,             # MLP hidden layers
+    "conditional": False,
+}
+
+
+def merge_config(config: dict[str, Any], defaults: dict[str, Any], family: str) -> dict[str, Any]:
+    """Defaults updated by ``config``; unknown keys are a UsageError naming the known ones."""
+    unknown = set(config) - set(defaults)
+    if unknown:
+        raise UsageError(f"unknown {family} model settings {sorted(unknown)}; known: {sorted(defaults)}")
+    return {**defaults, **config}
+
+
+class GAN(BaselineModel):
+    family = "gan"
+    likelihood_kind = "none"
+
+    def __init__(self, config: dict[str, Any], data_shape: tuple[int, ...], num_classes: int | None = None):
+        cfg = merge_config(config, DEFAULTS, "gan")
+        super().__init__(cfg, data_shape, num_classes)
+        if cfg["loss"] not in LOSSES:
+            raise UsageError(f"unknown GAN loss '{cfg['loss']}' (known: {', '.join(LOSSES)})")
+        if cfg["conditional"] and not num_classes:
+            raise UsageError("a conditional GAN needs a dataset with class labels (num_classes)")
+        if int(cfg["n_critic"]) < 1:
+            raise UsageError(f"n_critic must be >= 1, got {cfg['n_critic']}")
+        d_norm = cfg["d_norm"]
+        if d_norm == "auto":
+            d_norm = "bn" if cfg["loss"] != "wgan-gp" and not cfg["spectral_norm"] else "none"
+        if d_norm == "bn" and cfg["loss"] == "wgan-gp":
+            raise UsageError("WGAN-GP penalises per-sample gradients; batch norm in the critic breaks that: "
+                             "use d_norm 'layer' or 'none'")
+        arch = cfg["arch"]
+        if arch == "auto":
+            arch = "dcgan" if self.is_image else "mlp"
+        nc = num_classes if cfg["conditional"] else None
+        self.num_classes = nc
+        self.z_dim = int(cfg["z_dim"])
+        if arch == "dcgan":
+            if not self.is_image:
+                raise UsageError(f"arch 'dcgan' needs image data (C, H, W), got shape {self.data_shape}")
+            self.generator = ConvGenerator(self.z_dim, self.data_shape, cfg["g_channels"], cfg["g_norm"], nc)
+            self.discriminator = ConvDiscriminator(self.data_shape, cfg["d_channels"], d_norm, cfg["spectral_norm"], nc)
+        elif arch == "mlp":
+            dim = int(torch.Size(self.data_shape).numel())
+            self.generator = MLPGenerator(self.z_dim, dim, cfg["hidden"], cfg["layers"], nc)
+            self.discriminator = MLPDiscriminator(dim, cfg["hidden"], cfg["layers"], cfg["spectral_norm"], nc)
+        else:
+            raise UsageError(f"unknown GAN arch '{arch}' (known: auto, dcgan, mlp)")
+        self.arch = arch
+        self.name = f"gan-{arch}-{cfg['loss']}" + ("-sn" if cfg["spectral_norm"] else "") + ("-cond" if nc else "")
+
+    # --- data <-> internal space ------------------------------------------------------
+    def to_internal(self, x: torch.Tensor) -> torch.Tensor:
+        if self.is_image:
+            return x * 2 - 1
+        return x.reshape(x.shape[0], -1) if self.arch == "mlp" else x
+
+    def from_internal(self, x: torch.Tensor) -> torch.Tensor:
+        if self.is_image:
+            x = ((x.reshape(x.shape[0], *self.data_shape) + 1) / 2).clamp(0, 1)
+        return x
+
+    def critic(self, x_internal: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Discriminator logits / critic values (N,) on internal-space inputs."""
+        return self.discriminator(x_internal, y)
+
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Internal-space outputs of the generator."""
+        return self.generator(z, y)
+
+    # --- training -----------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Discriminator loss on a batch (no parameter update); ``train_step`` is the real training."""
+        xr = self.to_internal(x)
+        z = torch.randn(xr.shape[0], self.z_dim, device=xr.device)
+        d_loss, _ = self._d_loss(xr, self.generate(z, y).detach(), y)
+        return d_loss
+
+    def _d_loss(self, xr: torch.Tensor, xf: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
+        kind = self.config["loss"]
+        d_real, d_fake = self.critic(xr, y), self.critic(xf, y)
+        loss = d_loss_fn(kind, d_real, d_fake)
+        logs = {"d_real": float(d_real.detach().mean()), "d_fake": float(d_fake.detach().mean())}
+        if kind == "wgan-gp":
+            gp, _ = gradient_penalty(self.critic, xr, xf, y)
+            logs["wdist"] = logs["d_real"] - logs["d_fake"]
+            logs["gp"] = float(gp.detach())
+            loss = loss + self.config["gp_weight"] * gp
+        return loss, logs
+
+    def configure_optimizers(self, cfg) -> dict[str, torch.optim.Optimizer]:
+        """Adam for G and D; ``train.extra`` may set ``lr_g`` / ``lr_d`` (default ``train.lr``)."""
+        extra = cfg.extra or {}
+        kw = {"betas": tuple(cfg.betas), "weight_decay": cfg.weight_decay}
+        return {
+            "d": torch.optim.Adam(self.discriminator.parameters(), lr=extra.get("lr_d", cfg.lr), **kw),
+            "g": torch.optim.Adam(self.generator.parameters(), lr=extra.get("lr_g", cfg.lr), **kw),
+        }
+
+    def _step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, params, cfg) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor | None, optimizers, step: int, cfg) -> dict[str, float]:
+        """``n_critic`` D steps (each on one chunk of the batch, fresh z) then one G step.
+
+        Logged: ``loss`` (= ``d_loss``, the last D step's loss incl. penalty), ``d_loss``,
+        ``g_loss``, mean ``d_real`` / ``d_fake`` and for WGAN-GP ``wdist`` and ``gp``.
+        """
+        n_critic = int(self.config["n_critic"])
+        if x.shape[0] < n_critic:
+            raise UsageError(f"batch size {x.shape[0]} is smaller than n_critic={n_critic}")
+        kind = self.config["loss"]
+        xs = self.to_internal(x).chunk(n_critic)
+        ys = y.chunk(n_critic) if y is not None else [None] * len(xs)
+        d_params = list(self.discriminator.parameters())
+        g_params = list(self.generator.parameters())
+        for xr, yr in zip(xs, ys):
+            z = torch.randn(xr.shape[0], self.z_dim, device=xr.device)
+            with torch.no_grad():
+                xf = self.generate(z, yr)
+            d_loss, logs = self._d_loss(xr, xf, yr)
+            self._step(d_loss, optimizers["d"], d_params, cfg)
+        self.discriminator.requires_grad_(False)
+        try:
+            z = torch.randn(xs[0].shape[0], self.z_dim, device=x.device)
+            yg = ys[0]
+            g_loss = g_loss_fn(kind, self.critic(self.generate(z, yg), yg))
+            self._step(g_loss, optimizers["g"], g_params, cfg)
+        finally:
+            self.discriminator.requires_grad_(True)
+        d = float(d_loss.detach())
+        return {"loss": d, "d_loss": d, "g_loss": float(g_loss.detach()), **logs}
+
+    # --- sampling -------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None, labels: torch.Tensor | None = None,
+               batch_size: int = 1000) -> torch.Tensor:
+        """``n`` samples in the data convention, on CPU. z (and labels, when conditional and
+        not given) are drawn from ``generator`` on CPU, so equal seeds give equal samples."""
+        if labels is not None:
+            if self.num_classes is None:
+                raise UsageError("this GAN is unconditional; sample without labels")
+            labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+            if labels.shape[0] != n:
+                raise UsageError(f"got {labels.shape[0]} labels for {n} samples")
+            if int(labels.min()) < 0 or int(labels.max()) >= self.num_classes:
+                raise UsageError(f"labels must lie in [0, {self.num_classes - 1}]")
+        z = torch.randn(n, self.z_dim, generator=generator)
+        if self.num_classes is not None and labels is None:
+            labels = torch.randint(0, self.num_classes, (n,), generator=generator)
+        was_training = self.training
+        self.eval()
+        out = []
+        dev = self.device
+        for s in range(0, n, batch_size):
+            yb = None if labels is None else labels[s:s + batch_size].to(dev)
+            out.append(self.from_internal(self.generate(z[s:s + batch_size].to(dev), yb)).float().cpu())
+        self.train(was_training)
+        return torch.cat(out) if out else torch.empty(0, *self.data_shape)
