@@ -42,7 +42,7 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 RECIPES: dict[str, dict] = {
     "digits": {"width": 32, "feature_dim": 64, "epochs": 40, "batch_size": 64, "lr": 2e-3, "weight_decay": 1e-4,
                "shift": 1},
-    "mnist": {"width": 16, "feature_dim": 128, "epochs": 3, "batch_size": 128, "lr": 2e-3, "weight_decay": 1e-4,
+    "mnist": {"width": 16, "feature_dim": 128, "epochs": 2, "batch_size": 128, "lr": 2e-3, "weight_decay": 1e-4,
               "shift": 2},
 }
 
@@ -193,8 +193,12 @@ def train_classifier(
     data_kw: dict | None = None,
     progress: bool = True,
     command: str | None = None,
+    limit: int | None = None,
 ) -> dict:
-    """Train the domain classifier for ``dataset`` with a fixed seed; write .pt and .json; return the metadata."""
+    """Train the domain classifier for ``dataset`` with a fixed seed; write .pt and .json; return the metadata.
+
+    ``limit`` trains on the first ``limit`` training images only (for quick tests).
+    """
     from ..data import get_dataset
 
     if dataset not in RECIPES:
@@ -203,7 +207,7 @@ def train_classifier(
     if epochs is not None:
         r["epochs"] = int(epochs)
     data_kw = data_kw or {}
-    train = get_dataset(dataset, "train", **data_kw)
+    train = get_dataset(dataset, "train", **data_kw).subset(limit)
     test = get_dataset(dataset, "test", **data_kw)
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -228,6 +232,9 @@ def train_classifier(
             opt.step()
             sched.step()
             total += loss.item() * len(idx)
+            step = i // r["batch_size"] + 1
+            if progress and step % 100 == 0:
+                print(f"  step {step}/{steps_per_epoch}: loss {loss.item():.4f} ({time.time() - t0:.0f}s)", file=sys.stderr)
         if progress:
             print(f"epoch {ep + 1}/{r['epochs']}: loss {total / len(x):.4f} ({time.time() - t0:.0f}s)", file=sys.stderr)
     acc = accuracy(model, test.data, test.labels)
