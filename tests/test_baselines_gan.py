@@ -1,0 +1,213 @@
+"""GAN baseline: WGAN-GP penalty against its analytic value, ring8 mode coverage, sampling
+determinism, checkpoints, kill-and-resume with both optimisers, protocol, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from baselines.checkpoint import load_baseline
+from baselines.gan import LIKELIHOOD_KIND, PRESETS, build_model, gradient_penalty
+from baselines.train import TrainConfig, Trainer, train_preset
+from dgmbench.data import get_dataset
+from dgmbench.errors import DgmbenchError, UsageError
+from dgmbench.metrics.mode_coverage import mode_coverage
+from dgmbench.protocol import GenerativeModel, likelihood_kind, load_model
+
+
+def _tiny_cfg(**kw) -> TrainConfig:
+    base = {"steps": 6, "batch_size": 16, "lr": 1e-3, "betas": (0.5, 0.999), "grad_clip": None, "log_every": 1,
+            "ckpt_every": 3, "device": "cpu", "seed": 0}
+    return TrainConfig.from_dict({**base, **kw})
+
+
+# --- gradient penalty: analytic value for a linear critic -----------------------------------
+def test_gradient_penalty_of_a_linear_critic_is_analytic():
+    torch.manual_seed(0)
+    d = 12
+    critic = torch.nn.Linear(d, 1)
+    with torch.no_grad():
+        critic.weight.mul_(3.0)
+    real, fake = torch.randn(32, d), torch.randn(32, d) + 2
+    gp, norms = gradient_penalty(critic, real, fake)
+    w = critic.weight.detach().reshape(-1)
+    wn = float(w.norm())
+    assert not math.isclose(wn, 1.0, abs_tol=0.1)  # the penalty is not trivially zero
+    # ||grad_x D(x_hat)|| = ||w|| at every interpolate, so GP = (||w|| - 1)^2
+    torch.testing.assert_close(norms.detach(), torch.full((32,), wn), rtol=1e-6, atol=1e-6)
+    assert float(gp.detach()) == pytest.approx((wn - 1) ** 2, rel=1e-6)
+    # it is differentiable in the critic's weights: d/dw (||w|| - 1)^2 = 2 (||w|| - 1) w / ||w||
+    gp.backward()
+    torch.testing.assert_close(critic.weight.grad.reshape(-1), 2 * (wn - 1) * w / wn, rtol=1e-5, atol=1e-6)
+
+
+def test_gradient_penalty_images_and_explicit_eps():
+    """Image-shaped inputs: a linear critic on flattened pixels gives ||w|| whatever eps is."""
+    torch.manual_seed(1)
+    lin = torch.nn.Linear(3 * 4 * 4, 1)
+
+    def critic(x):
+        return lin(x.flatten(1)).squeeze(1)
+
+    real, fake = torch.rand(5, 3, 4, 4), torch.rand(5, 3, 4, 4)
+    eps = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0])
+    gp, norms = gradient_penalty(critic, real, fake, eps=eps)
+    wn = float(lin.weight.detach().norm())
+    torch.testing.assert_close(norms.detach(), torch.full((5,), wn))
+    assert float(gp.detach()) == pytest.approx((wn - 1) ** 2, rel=1e-6)
+
+
+def test_wgan_gp_discriminator_loss_includes_the_weighted_penalty():
+    """The model's WGAN-GP critic loss = E[D(fake)] - E[D(real)] + lambda (||w|| - 1)^2 for a linear critic."""
+    torch.manual_seed(0)
+    model = build_model({"loss": "wgan-gp", "gp_weight": 7.0}, (2,))
+
+    class Linear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(2, 1)
+
+        def forward(self, x, y=None):
+            return self.lin(x).squeeze(1)
+
+    model.discriminator = Linear()
+    with torch.no_grad():
+        model.discriminator.lin.weight.copy_(torch.tensor([[2.0, -1.0]]))
+        model.discriminator.lin.bias.fill_(0.3)
+    real, fake = torch.randn(64, 2), torch.randn(64, 2) * 2 + 1
+    loss, logs = model._d_loss(real, fake, None)
+    w = torch.tensor([2.0, -1.0])
+    expected = float((fake @ w).mean() - (real @ w).mean()) + 7.0 * (math.sqrt(5.0) - 1) ** 2
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-5)
+    assert logs["gp"] == pytest.approx((math.sqrt(5.0) - 1) ** 2, rel=1e-5)
+
+
+# --- ring8: the preset captures the modes ------------------------------------------------------
+@pytest.mark.slow
+def test_ring8_preset_captures_at_least_6_of_8_modes():
+    res = train_preset("gan", "ring8", progress=False, seed=0)
+    assert not res.diverged
+    test = get_dataset("ring8", "test")
+    samples = res.model.sample(2000, generator=torch.Generator().manual_seed(0))
+    mc = mode_coverage(samples, test.modes, test.mode_std)
+    assert mc.modes_captured >= 6, mc
+    # discriminator and generator losses are logged through training (for the stability plot)
+    assert {"d_loss", "g_loss", "d_real", "d_fake"} <= set(res.history[-1])
+    assert len(res.history) >= 10
+
+
+# --- sampling, checkpoints, protocol ------------------------------------------------------------
+@pytest.mark.parametrize("conf,shape,nc", [
+    ({}, (1, 8, 8), None),
+    ({"conditional": True, "spectral_norm": True, "loss": "hinge"}, (1, 8, 8), 10),
+    ({"loss": "wgan-gp", "n_critic": 2, "d_norm": "layer"}, (3, 32, 32), None),
+    ({"loss": "ns"}, (1, 28, 28), None),
+    ({}, (2,), None),
+])
+def test_sample_shape_range_and_seeded_determinism(conf, shape, nc):
+    torch.manual_seed(0)
+    model = build_model(conf, shape, nc)
+    g = torch.Generator().manual_seed(3)
+    a = model.sample(7, generator=g)
+    b = model.sample(7, generator=torch.Generator().manual_seed(3))
+    c = model.sample(7, generator=torch.Generator().manual_seed(4))
+    assert a.shape == (7, *shape)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    if len(shape) == 3:
+        assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
+    assert model.nfe_per_sample == 1.0
+
+
+def test_conditional_sampling_follows_the_labels():
+    torch.manual_seed(0)
+    model = build_model({"conditional": True}, (1, 8, 8), 10)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    x0 = model.sample(4, generator=g(), labels=torch.zeros(4, dtype=torch.long))
+    x1 = model.sample(4, generator=g(), labels=torch.ones(4, dtype=torch.long))
+    assert not torch.equal(x0, x1)  # same z, other label: other images
+    with pytest.raises(UsageError, match="labels must lie"):
+        model.sample(2, labels=torch.tensor([0, 10]))
+    with pytest.raises(UsageError, match="unconditional"):
+        build_model({}, (1, 8, 8)).sample(2, labels=torch.tensor([0, 1]))
+
+
+def _train(tmp_path, family_cfg, shape, data, cfg, name="c.pt", max_steps=None, nc=None):
+    torch.manual_seed(cfg.seed)
+    model = build_model(family_cfg, shape, nc)
+    tr = Trainer(model, data, cfg, checkpoint=str(tmp_path / name), family="gan", preset="test", progress=False)
+    return tr.fit(max_steps=max_steps)
+
+
+def test_train_checkpoint_round_trip_and_protocol(tmp_path):
+    data = get_dataset("digits", "train")
+    res = _train(tmp_path, {"conditional": True, "g_channels": 8, "d_channels": 8}, (1, 8, 8), data,
+                 _tiny_cfg(steps=3), nc=10)
+    assert len(res.history) == 3 and all(math.isfinite(h["g_loss"]) for h in res.history)
+    loaded = load_baseline(str(tmp_path / "c.pt"))
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    torch.testing.assert_close(loaded.sample(6, generator=g()), res.model.sample(6, generator=g()), rtol=0, atol=0)
+    m = load_model(str(tmp_path / "c.pt"))
+    assert isinstance(m, GenerativeModel)
+    assert m.data_shape == (1, 8, 8) and m.num_classes == 10 and m.nfe_per_sample == 1.0
+    assert likelihood_kind(m) == "none" == LIKELIHOOD_KIND
+    assert not hasattr(m, "log_likelihood")
+    assert m.sample(3, generator=g()).shape == (3, 1, 8, 8)
+
+
+@pytest.mark.parametrize("conf", [
+    {"loss": "wgan-gp", "n_critic": 2},
+    {"loss": "ns", "spectral_norm": True},
+])
+def test_kill_and_resume_gives_the_uninterrupted_loss_trajectory(tmp_path, conf):
+    """Both optimisers, BN / spectral-norm state and the RNGs survive a checkpoint."""
+    data = get_dataset("ring8", "train")
+    conf = {"hidden": 32, "layers": 2, **conf}
+    cfg = _tiny_cfg(steps=8, ckpt_every=3)
+    full = _train(tmp_path, conf, (2,), data, cfg, name="full.pt")
+    _train(tmp_path, conf, (2,), data, cfg, name="part.pt", max_steps=3)  # "killed" after the step-3 checkpoint
+    resumed = _train(tmp_path, conf, (2,), data, cfg, name="part.pt")
+    assert resumed.step == full.step == 8
+    keys = ("d_loss", "g_loss", "d_real", "d_fake")
+    assert [[h[k] for k in keys] for h in resumed.history] == [[h[k] for k in keys] for h in full.history]
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    assert torch.equal(resumed.model.sample(5, generator=g()), full.model.sample(5, generator=g()))
+
+
+def test_kill_and_resume_dcgan_with_batch_norm(tmp_path):
+    data = get_dataset("digits", "train")
+    conf = {"g_channels": 8, "d_channels": 8}
+    cfg = _tiny_cfg(steps=4, ckpt_every=2)
+    full = _train(tmp_path, conf, (1, 8, 8), data, cfg, name="full.pt")
+    _train(tmp_path, conf, (1, 8, 8), data, cfg, name="part.pt", max_steps=2)
+    resumed = _train(tmp_path, conf, (1, 8, 8), data, cfg, name="part.pt")
+    assert [h["g_loss"] for h in resumed.history] == [h["g_loss"] for h in full.history]
+    assert [h["d_loss"] for h in resumed.history] == [h["d_loss"] for h in full.history]
+
+
+# --- presets and bad input -------------------------------------------------------------------
+def test_presets_build_and_name_their_dataset():
+    required = {"digits", "digits-tiny", "mnist", "mnist-gpu", "cifar10", "ring8", "grid25", "ring8-tiny"}
+    assert required <= set(PRESETS)
+    for name, spec in PRESETS.items():
+        data_shape = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "cifar10": (3, 32, 32),
+                      "ring8": (2,), "grid25": (2,)}[spec["dataset"]]
+        TrainConfig.from_dict(spec["train"])
+        m = build_model(spec["model"], data_shape, 10 if spec["model"].get("conditional") else None)
+        assert m.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, *data_shape), name
+        assert spec.get("description")
+
+
+@pytest.mark.parametrize("conf,shape,match", [
+    ({"loss": "wasserstein"}, (2,), "unknown GAN loss"),
+    ({"lr": 1e-3}, (2,), "unknown gan model settings"),
+    ({"loss": "wgan-gp", "d_norm": "bn"}, (1, 8, 8), "batch norm"),
+    ({"conditional": True}, (1, 8, 8), "class labels"),
+    ({"arch": "dcgan"}, (2,), "needs image data"),
+    ({}, (1, 7, 7), "square image side"),
+    ({"n_critic": 0}, (2,), "n_critic"),
+])
+def test_bad_configs_are_clear_errors(conf, shape, match):
+    with pytest.raises(DgmbenchError, match=match):
+        build_model(conf, shape, None)
