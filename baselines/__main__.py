@@ -1,4 +1,5 @@
-"""``python -m baselines train FAMILY --preset NAME [--checkpoint PATH] [--seed S]``."""
+"""``python -m baselines train FAMILY --preset NAME [--checkpoint PATH] [--seed S]``;
+``python -m baselines eval CHECKPOINT [--split test] [--k K]`` (NLL and bits/dim with their kind)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--device", default=None, help="cpu, cuda, or auto (default: the preset's)")
     t.add_argument("--steps", type=int, help="override the preset's number of steps")
     sub.add_parser("list", help="families and their presets")
+    e = sub.add_parser("eval", help="NLL (nats) and bits/dim of a checkpoint on its dataset, with the likelihood kind")
+    e.add_argument("checkpoint")
+    e.add_argument("--split", default="test")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--k", type=int, help="importance samples (VAE IWAE-k) or dequantisation draws (flow)")
+    e.add_argument("--n", type=int, help="evaluate on the first N items of the split")
+    e.add_argument("--batch-size", type=int, default=256)
     args = p.parse_args(argv)
     try:
         if args.cmd == "list":
@@ -33,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
                 for name, spec in presets.items():
                     print(f"{fam:<15}{name:<12}{spec['dataset']:<14}{spec.get('description', '')}")
             return 0
+        if args.cmd == "eval":
+            return _eval(args)
         from .train import train_preset
 
         ckpt = args.checkpoint or f"runs/{args.family}-{args.preset}-s{args.seed}.pt"
@@ -45,6 +55,35 @@ def main(argv: list[str] | None = None) -> int:
     except DgmbenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+
+
+def _eval(args) -> int:
+    import time
+
+    from dgmbench.data import get_dataset
+    from dgmbench.errors import ModelError
+    from dgmbench.metrics.likelihood import likelihood_metrics
+
+    from .checkpoint import load_baseline, read_checkpoint
+
+    state = read_checkpoint(args.checkpoint)
+    model = load_baseline(args.checkpoint)
+    if not callable(getattr(model, "log_likelihood", None)):
+        raise ModelError(f"the {state['family']} baseline has no likelihood")
+    if args.k is not None:
+        if not hasattr(model, "eval_k"):
+            raise ModelError(f"--k does not apply to the {state['family']} baseline")
+        model.eval_k = args.k
+    data = get_dataset(state["dataset"], args.split).subset(args.n)
+    t0 = time.perf_counter()
+    values = likelihood_metrics(model, data.data, batch_size=args.batch_size, seed=args.seed)
+    wall = time.perf_counter() - t0
+    k = f", k={model.eval_k}" if hasattr(model, "eval_k") else ""
+    for v in values:
+        print(f"{state['family']}/{state.get('preset')} {state['dataset']}:{args.split} n={v.n}{k}: {v.name} = {v.value:.4f} "
+              f"+- {v.std:.4f} {v.unit} ({v.kind})")
+    print(f"step {state['step']}, eval {wall:.1f}s")
+    return 0
 
 
 if __name__ == "__main__":

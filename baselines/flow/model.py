@@ -148,16 +148,16 @@ class ImageFlow(FlowModel):
         """Dequantised 8-bit log-likelihood in nats per image and its kind (``bound``).
 
         ``k`` dequantisation draws per image (default ``config['eval_k']``, 1) are combined
-        by log-mean-exp; ``generator`` seeds them (default: a fixed seed, so repeated calls agree).
+        by log-mean-exp; they come from ``generator``, or from the global torch RNG (which
+        dgmbench's harness seeds) when it is None.
         """
         k = k or self.eval_k
-        if generator is None:
-            generator = torch.Generator().manual_seed(0)
         x = x.to(self.device)
         levels = (x * 255).round()
+        gdev = generator.device if generator is not None else x.device
         out = []
         for _ in range(k):
-            u = torch.rand(x.shape, generator=generator, device=generator.device).to(x.device, x.dtype)
+            u = torch.rand(x.shape, generator=generator, device=gdev).to(x.device, x.dtype)
             out.append(self.log_density((levels + u) / 256) - self.num_dims * math.log(256.0))
         lp = torch.stack(out, 0)
         return torch.logsumexp(lp, 0) - math.log(k), self.likelihood_kind

@@ -132,13 +132,12 @@ class VAEBase(BaselineModel):
                        labels: torch.Tensor | None = None, batch_size: int = 64) -> tuple[torch.Tensor, str]:
         """IWAE-k lower bound on log p(x), nats per sample, kind ``bound`` (k default ``eval_k``).
 
-        ``generator`` seeds the importance samples (default: a fixed seed, so repeated calls agree).
+        The importance samples come from ``generator``, or from the global torch RNG (which
+        dgmbench's harness seeds) when it is None.
         """
         k = int(k or self.eval_k)
         if k < 1:
             raise UsageError(f"IWAE needs k >= 1, got {k}")
-        if generator is None:
-            generator = torch.Generator().manual_seed(0)
         parts = []
         for s in range(0, x.shape[0], batch_size):
             lab = None if labels is None else labels[s:s + batch_size]
