@@ -98,7 +98,7 @@ def test_bootstrap_ci_seeded_and_brackets_value():
         a = fid_from_features(f1, f2, bootstrap=50, seed=3)
         b = fid_from_features(f1, f2, bootstrap=50, seed=3)
     assert (a.ci_low, a.ci_high, a.std) == (b.ci_low, b.ci_high, b.std)
-    assert a.ci_low < a.value < a.ci_high
+    assert a.ci_low < a.value < a.ci_high and a.ci_high - a.value == pytest.approx(a.value - a.ci_low)
     c = fid_from_features(f1, f2, bootstrap=50, seed=4)
     assert c.ci_low != a.ci_low
 

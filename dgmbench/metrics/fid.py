@@ -179,11 +179,14 @@ def fid_from_features(
     """FID of generated features (N, d) against reference statistics, with an optional bootstrap CI.
 
     The bootstrap resamples the *generated* features with replacement ``bootstrap`` times
-    (torch.Generator seeded with ``seed``) and keeps the reference statistics fixed; the
-    interval is the percentile interval at ``level`` and ``std`` the bootstrap std. Each
-    replicate costs one covariance and one ``eigvalsh`` (sqrt of the reference covariance
-    is computed once). Resampling with replacement biases FID upwards slightly, so the
-    interval describes sampling variability, not the bias of FID at finite n.
+    (torch.Generator seeded with ``seed``) and keeps the reference statistics fixed; ``std``
+    is the bootstrap standard error and the interval the normal bootstrap interval
+    value +- z * std at ``level``. (Resampling with replacement duplicates points and biases
+    FID upwards, so percentile intervals can miss the estimate entirely at small n; the
+    bootstrap bias, mean(replicates) - value, is reported in ``extra``.) Each replicate costs
+    one covariance and one ``eigvalsh`` (sqrt of the reference covariance is computed once).
+    The interval describes sampling variability of the generated set, not FID's own bias
+    at finite n (see :func:`fid_infinity`).
     """
     if isinstance(stats_ref, torch.Tensor | np.ndarray):
         stats_ref = stats_from_features(stats_ref)
@@ -211,10 +214,13 @@ def fid_from_features(
             cov = (c.T * w) @ c / (n - 1)
             vals.append(frechet_distance(r.mean, r.cov, mu, cov, sqrt_sigma1=sqrt_r).value)
         v = np.asarray(vals)
-        alpha = (1.0 - level) / 2
-        ci_low, ci_high = (float(q) for q in np.quantile(v, [alpha, 1 - alpha]))
+        from scipy.stats import norm
+
         std = float(v.std(ddof=1))
-        extra.update({"bootstrap": int(bootstrap), "ci_level": level, "ci_method": "percentile bootstrap over generated samples"})
+        z = float(norm.ppf(0.5 + level / 2))
+        ci_low, ci_high = res.value - z * std, res.value + z * std
+        extra.update({"bootstrap": int(bootstrap), "ci_level": level, "bootstrap_bias": float(v.mean() - res.value),
+                      "ci_method": "normal bootstrap interval (resampling generated samples, reference fixed)"})
     return MetricValue(name=name, value=res.value, n=g.n, ci_low=ci_low, ci_high=ci_high, std=std,
                        higher_is_better=False, note="; ".join(notes) or None, extra=extra, **mv_kwargs)
 

@@ -59,26 +59,35 @@ def _flat(x, name: str) -> torch.Tensor:
     return x
 
 
-def parzen_log_likelihood(x: torch.Tensor, samples: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Per-point log-density (nats) of ``x`` (n, D) under the Parzen window on ``samples`` (N, D)."""
+def parzen_log_likelihood_grid(x: torch.Tensor, samples: torch.Tensor, sigmas) -> torch.Tensor:
+    """Per-point log-densities (nats), shape (len(sigmas), n), of ``x`` (n, D) under the Parzen
+    window on ``samples`` (N, D) for each sigma; squared distances are computed once per block."""
     x, s = _flat(x, "test points"), _flat(samples, "samples")
+    sigmas = [float(v) for v in np.atleast_1d(np.asarray(sigmas, dtype=np.float64))]
     n_s, dim = s.shape
     s_sq = (s * s).sum(1)
     rows = max(1, BLOCK_BYTES // (8 * 2 * n_s))
-    const = -math.log(n_s) - 0.5 * dim * math.log(2 * math.pi * sigma**2)
-    out = []
-    for blk in x.split(rows):
+    out = torch.empty(len(sigmas), x.shape[0], dtype=torch.float64)
+    for start in range(0, x.shape[0], rows):
+        blk = x[start:start + rows]
         d2 = ((blk * blk).sum(1)[:, None] + s_sq[None, :] - 2 * blk @ s.T).clamp_min_(0)
-        out.append(torch.logsumexp(-d2 / (2 * sigma**2), dim=1) + const)
-    return torch.cat(out)
+        for i, sigma in enumerate(sigmas):
+            const = -math.log(n_s) - 0.5 * dim * math.log(2 * math.pi * sigma**2)
+            out[i, start:start + blk.shape[0]] = torch.logsumexp(d2 * (-0.5 / sigma**2), dim=1) + const
+    return out
 
 
-def default_grid(samples: torch.Tensor, num: int = 20) -> np.ndarray:
-    """Log-spaced sigmas from 0.01 to 2 times the samples' mean per-dimension std."""
+def parzen_log_likelihood(x: torch.Tensor, samples: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Per-point log-density (nats) of ``x`` (n, D) under the Parzen window on ``samples`` (N, D)."""
+    return parzen_log_likelihood_grid(x, samples, [sigma])[0]
+
+
+def default_grid(samples: torch.Tensor, num: int = 25) -> np.ndarray:
+    """Log-spaced sigmas from 0.001 to 2 times the samples' mean per-dimension std."""
     s = _flat(samples, "samples")
     scale = float(s.std(0).mean()) if s.shape[0] > 1 else 1.0
     scale = scale if scale > 0 else 1.0
-    return scale * np.geomspace(0.01, 2.0, num)
+    return scale * np.geomspace(0.001, 2.0, num)
 
 
 def kde_log_likelihood(
@@ -95,7 +104,7 @@ def kde_log_likelihood(
     grid = default_grid(s) if grid is None else np.asarray(grid, dtype=np.float64)
     if grid.size == 0 or not np.all(grid > 0):
         raise DataError("KDE bandwidth grid must hold positive numbers")
-    val_ll = [float(parzen_log_likelihood(v, s, float(g)).mean()) for g in grid]
+    val_ll = parzen_log_likelihood_grid(v, s, grid).mean(1).tolist()
     best = int(np.argmax(val_ll))
     sigma = float(grid[best])
     ll = parzen_log_likelihood(t, s, sigma)
