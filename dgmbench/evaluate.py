@@ -435,7 +435,7 @@ class Evaluator:
         ext = self.extractor
         ref_feats: dict[str, torch.Tensor] = {}
         ref_stats: dict[str, StreamingStats] = {}
-        if ext is not None and self._request.get(ext):
+        if ext is not None:
             fo = ext.feature_output
             outs = [fo] if self._needs("fid", "kid", "prdc", "mmd") else []
             need_ref_feats = self._needs("kid", "prdc") or (self._needs("mmd") and o.mmd_on == "features")
