@@ -452,7 +452,8 @@ class Evaluator:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     if o.fid_bootstrap > 1:
-                        mv = fid_from_features(feats[key], ref_stats[fo], bootstrap=o.fid_bootstrap, seed=self.seed, **prov)
+                        mv = fid_from_features(feats[key], ref_stats[fo], bootstrap=o.fid_bootstrap, seed=self.seed,
+                                               stats_gen=self._stats[key], **prov)
                     else:
                         mv = fid_from_stats(self._stats[key], ref_stats[fo], **prov)
                 for w in caught:
@@ -725,10 +726,9 @@ def resolve_model(obj: Any, *, checkpoint: str | None = None, device: str | torc
                 if is_baseline_checkpoint(spec):
                     return load_model(spec, device=dev), spec
             return SamplesModel.from_path(spec), spec
-        if ":" in spec and not spec.startswith(("/", ".")):
+        if ":" in spec and not spec.startswith(("/", ".", "~")) and "/" not in spec.split(":", 1)[0]:
             return load_model(spec, checkpoint, device=dev), spec + (f" + {checkpoint}" if checkpoint else "")
-        raise UsageError(f"'{spec}' is neither an existing samples file/folder or checkpoint nor a "
-                         "'package.module:factory' import string")
+        raise DataError(f"{spec}: no such file or folder (and not a 'package.module:factory' import string)")
     return as_generative_model(obj), type(obj).__name__
 
 

@@ -1,14 +1,79 @@
-"""`dgmbench stats` (placeholder until its issue lands)."""
+"""`dgmbench stats`: summary statistics of a Records JSONL (mean, std, min, max per model and metric)."""
 
 from __future__ import annotations
 
-from ..errors import UsageError
+import argparse
+import json
+import os
+
+from ..errors import DataError, UsageError
+
+HELP = "summarise a Records JSONL: mean/std/min/max per (model, dataset, metric) over records (e.g. seeds)"
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("stats", help="(stats: under construction)")
+    p = sub.add_parser("stats", help=HELP, description=HELP)
+    p.add_argument("store", metavar="RESULTS.jsonl", help="Records written by dgmbench score / table")
+    p.add_argument("--metrics", help="comma-separated metrics to keep (default: all)")
+    p.add_argument("--model", help="keep only this model")
+    p.add_argument("--dataset", help="keep only this dataset")
+    p.add_argument("--by", default="model,dataset,split", help="grouping columns (default model,dataset,split)")
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON rows")
     p.set_defaults(func=run)
 
 
+def summarise(records, *, metrics=None, by=("model", "dataset", "split")):
+    """DataFrame with one row per (group, metric): count, mean, std (ddof=1), min, max, kind, n."""
+    import pandas as pd
+
+    from ..results import to_frame
+
+    df = to_frame(records)
+    if df.empty:
+        return df
+    if metrics:
+        df = df[df["metric"].isin(metrics)]
+    df = df[df["value"].notna()]
+    if df.empty:
+        return df
+    unknown = [c for c in by if c not in df.columns]
+    if unknown:
+        raise UsageError(f"cannot group by {unknown}; columns are {sorted(df.columns)}")
+    keys = [*by, "metric"]
+    df = df.assign(**{c: df[c].fillna("") for c in by})
+    g = df.groupby(keys, sort=True)
+    out = g["value"].agg(["count", "mean", "std", "min", "max"]).reset_index()
+    kinds = g["kind"].agg(lambda s: ",".join(sorted({str(k) for k in s if k is not None and k == k})))
+    ns = g["n"].agg(lambda s: ",".join(str(int(v)) for v in sorted({v for v in s if v == v and v is not None})))
+    out["kind"] = kinds.values
+    out["n"] = ns.values
+    return pd.DataFrame(out)
+
+
 def run(args) -> int:
-    raise UsageError("'dgmbench stats' is not available in this build yet")
+    from ..results import RecordStore
+
+    if not os.path.exists(args.store):
+        raise DataError(f"{args.store}: no such file")
+    records = RecordStore(args.store).load()
+    if args.model:
+        records = [r for r in records if r.model == args.model]
+    if args.dataset:
+        records = [r for r in records if r.dataset == args.dataset]
+    if not records:
+        raise DataError(f"{args.store}: no records" + (" match the filters" if args.model or args.dataset else ""))
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    by = tuple(c.strip() for c in args.by.split(",") if c.strip())
+    df = summarise(records, metrics=metrics, by=by)
+    if getattr(args, "json", False):
+        print(json.dumps(json.loads(df.to_json(orient="records")), indent=2))
+        return 0
+    if df.empty:
+        print("no metric values to summarise")
+        return 0
+    import pandas as pd
+
+    with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_columns", None):
+        print(f"{len(records)} records in {args.store}")
+        print(df.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    return 0

@@ -29,7 +29,7 @@ import torch
 from ..errors import DataError
 from ..results import MetricValue
 
-SMALL_N_NOTE = "n={n} is below the feature dimension {d}: the covariance is singular and FID is biased"
+SMALL_N_NOTE = "{which} n={n} is below the feature dimension {d}: the covariance is singular and FID is biased"
 
 
 @dataclass
@@ -142,9 +142,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, *, sqrt_sigma1: torch.Tensor | No
     return FrechetResult(mean_term + trace_term, mean_term, trace_term, clamped, int(mu1.shape[0]))
 
 
-def _small_n_note(n: int, d: int) -> str | None:
+def _small_n_note(n: int, d: int, which: str) -> str | None:
     if 0 < n < d:
-        msg = SMALL_N_NOTE.format(n=n, d=d)
+        msg = SMALL_N_NOTE.format(which=which, n=n, d=d)
         warnings.warn(msg, stacklevel=3)
         return msg
     return None
@@ -156,7 +156,7 @@ def fid_from_stats(stats_gen, stats_ref, *, name: str = "fid", **mv_kwargs) -> M
     # reference first: sqrt of the reference covariance is the one a caller can cache
     res = frechet_distance(r.mean, r.cov, g.mean, g.cov)
     d = res.dim
-    notes = [m for m in (_small_n_note(g.n, d), _small_n_note(r.n, d)) if m]
+    notes = [m for m in (_small_n_note(g.n, d, "generated"), _small_n_note(r.n, d, "reference")) if m]
     return MetricValue(
         name=name, value=res.value, n=g.n or None, higher_is_better=False,
         note="; ".join(notes) or None,
@@ -174,9 +174,13 @@ def fid_from_features(
     seed: int = 0,
     level: float = 0.95,
     name: str = "fid",
+    stats_gen=None,
     **mv_kwargs,
 ) -> MetricValue:
     """FID of generated features (N, d) against reference statistics, with an optional bootstrap CI.
+
+    ``stats_gen`` may pass the generated set's statistics (e.g. streaming float64 ones)
+    for the point estimate, so the value equals :func:`fid_from_stats` exactly.
 
     The bootstrap resamples the *generated* features with replacement ``bootstrap`` times
     (torch.Generator seeded with ``seed``) and keeps the reference statistics fixed; ``std``
@@ -192,12 +196,14 @@ def fid_from_features(
         stats_ref = stats_from_features(stats_ref)
     r = as_stats(stats_ref)
     f = _t64(features_gen)
-    g = stats_from_features(f)
+    g = stats_from_features(f) if stats_gen is None else as_stats(stats_gen)
+    if g.n and g.n != f.shape[0]:
+        raise DataError(f"stats_gen holds {g.n} samples but {f.shape[0]} features were given")
     _check_pair(r.mean, r.cov, g.mean, g.cov)
     sqrt_r, clamped_r = sqrtm_psd(r.cov)
     res = frechet_distance(r.mean, r.cov, g.mean, g.cov, sqrt_sigma1=sqrt_r)
     d = res.dim
-    notes = [m for m in (_small_n_note(g.n, d), _small_n_note(r.n, d)) if m]
+    notes = [m for m in (_small_n_note(g.n, d, "generated"), _small_n_note(r.n, d, "reference")) if m]
     extra = {"n_ref": r.n or None, "dim": d, "mean_term": res.mean_term, "trace_term": res.trace_term,
              "clamped_eigenvalue_mass": res.clamped_mass + clamped_r}
     ci_low = ci_high = std = None
