@@ -67,20 +67,20 @@ PRESETS: dict[str, dict] = {
     },
     "ring8": {
         "dataset": "ring8",
-        "model": {"hidden": [128, 128], "components": 10},
-        "train": {"steps": 2000, **_POINT_TRAIN},
+        "model": {"hidden": [128, 128], "components": 10, "init_log_std": -3.0},
+        "train": {"steps": 3000, **_POINT_TRAIN, "lr": 5e-3},
         "description": "MADE with 10-component Gaussian-mixture conditionals",
     },
     "ring8-tiny": {
         "dataset": "ring8",
-        "model": {"hidden": [64, 64], "components": 8},
-        "train": {"steps": 400, **_POINT_TRAIN},
+        "model": {"hidden": [64, 64], "components": 8, "init_log_std": -3.0},
+        "train": {"steps": 1000, **_POINT_TRAIN, "lr": 1e-2},
         "description": "a few seconds; for CI and the table tests",
     },
     "grid25": {
         "dataset": "grid25",
-        "model": {"hidden": [128, 128], "components": 10},
-        "train": {"steps": 3000, **_POINT_TRAIN},
+        "model": {"hidden": [128, 128], "components": 10, "init_log_std": -2.0},
+        "train": {"steps": 4000, **_POINT_TRAIN, "lr": 5e-3},
         "description": "MADE with 10-component Gaussian-mixture conditionals",
     },
 }

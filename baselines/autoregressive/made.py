@@ -52,7 +52,10 @@ class MADE(BaselineModel):
             layers += [MaskedLinear(len(a), len(b), b[:, None] >= a[None, :]), nn.ReLU()]
         # output unit (parameter p, dimension j) has degree j + 1 and reads strictly lower degrees
         deg_out = deg_in.repeat(3 * self.components)
-        layers.append(MaskedLinear(len(degrees[-1]), len(deg_out), deg_out[:, None] > degrees[-1][None, :]))
+        out = MaskedLinear(len(degrees[-1]), len(deg_out), deg_out[:, None] > degrees[-1][None, :])
+        with torch.no_grad():  # start with narrower components (log-std bias), as the toys are tight
+            out.bias.view(3, self.components, d)[2].fill_(float(config.get("init_log_std", 0.0)))
+        layers.append(out)
         self.net = nn.Sequential(*layers)
 
     def params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -85,9 +88,10 @@ class MADE(BaselineModel):
         if labels is not None:
             raise UsageError("MADE is not class-conditional; sample without labels")
         gdev = generator.device if generator is not None else self.device
+        dtype = self.net[0].weight.dtype
         u = torch.rand((n, self.dim), generator=generator, device=gdev).to(self.device)
-        eps = torch.randn((n, self.dim), generator=generator, device=gdev).to(self.device)
-        x = torch.zeros(n, self.dim, device=self.device)
+        eps = torch.randn((n, self.dim), generator=generator, device=gdev).to(self.device, dtype)
+        x = torch.zeros(n, self.dim, device=self.device, dtype=dtype)
         for d in range(self.dim):
             logw, mu, logs = self.params(x)
             cdf = logw[:, :, d].double().exp().cumsum(1)

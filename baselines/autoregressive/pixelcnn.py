@@ -134,7 +134,10 @@ class PixelCNN(BaselineModel):
 
     def logits(self, k: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Integer levels (N, C, H, W) -> logits (N, C, levels, H, W) of each sub-pixel given its past."""
-        x = k.to(self.head[1].weight.dtype) * (2.0 / (self.levels - 1)) - 1.0
+        return self.net(k.to(self.head[1].weight.dtype) * (2.0 / (self.levels - 1)) - 1.0, y)
+
+    def net(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The network on the float input in [-1, 1] (exposed for causality tests)."""
         v = h = x
         for layer in self.layers:
             v, h = layer(v, h, y)
