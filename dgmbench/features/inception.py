@@ -9,7 +9,10 @@ Input convention: float images in [0, 1] are quantised to uint8 as ``round(255 x
 grayscale is repeated to 3 channels, then torch-fidelity's own forward runs unchanged:
 TF1-compatible bilinear resize to 299 x 299 (``interpolate_bilinear_2d_like_tensorflow1x``,
 align_corners=False), scaling (x - 128) / 128, the network. The recorded resize mode is
-:data:`RESIZE` = ``"torch-fidelity-bilinear-299"``.
+:data:`RESIZE` = ``"torch-fidelity-bilinear-299"``. By default the module and its input
+are in channels_last (NHWC) memory layout, which is faster on CPU and GPU and changes
+the features by ~1e-6 (float32 summation order); ``channels_last=False`` gives
+torch-fidelity's NCHW path bit for bit.
 
 Weights are resolved in this order (the sha256 of the file actually loaded is
 ``extractor.sha256`` and goes into every Record and cache key):
@@ -273,8 +276,10 @@ class InceptionExtractor:
 
     ``extract(images)`` takes float [0, 1] (N, 1 or 3, H, W) and returns float32 CPU
     tensors ``{"pool": (N, 2048), "logits_unbiased": (N, 1008)}`` (the latter only with
-    the full weights). GPU options (off by default; they change the numbers slightly, so
-    they are part of :attr:`config_id` and the cache key): ``channels_last``, ``amp``
+    the full weights). Speed options (they change the numbers slightly, so they are part
+    of :attr:`config_id` and the cache key): ``channels_last`` (on by default: the same
+    float32 network in NHWC layout, ~1.2-1.4x faster on CPU, features within ~3e-6 of the
+    NCHW path), ``amp``
     ('bf16' or 'fp16' autocast) and ``tf32`` (True/False forces TF32 matmul/cuDNN on or off
     during extraction; None leaves PyTorch's global setting, as torch-fidelity does).
     """
@@ -289,7 +294,7 @@ class InceptionExtractor:
         *,
         device: str | torch.device = "cpu",
         allow_download: bool | None = None,
-        channels_last: bool = False,
+        channels_last: bool = True,
         amp: str | None = None,
         tf32: bool | None = None,
     ):

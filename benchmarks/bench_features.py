@@ -1,0 +1,172 @@
+"""Feature extraction and FID+KID end to end: dgmbench vs torch-fidelity, side by side in one run.
+
+Run (CPU; sizes via env, defaults small enough for a shared CPU)::
+
+    DGMBENCH_BENCH_N=64 .venv/bin/pytest benchmarks/bench_features.py --benchmark-only \
+        --benchmark-group-by=group --benchmark-columns=min,median,max,rounds
+
+Both sides use the same Inception weights file (dgmbench's converted offline copy, passed
+to torch-fidelity as ``feature_extractor_weights_path``) on the same uint8 images
+(CIFAR-10 test images from the offline folder; the 299x299 set is their bilinear upscale,
+quantised to uint8). Each test records images/s in ``extra_info``; the features of both
+sides are checked to agree before timing. Environment:
+
+- ``DGMBENCH_BENCH_N`` images per set (default 64), ``DGMBENCH_BENCH_BS`` batch size
+  (default 64), ``DGMBENCH_BENCH_ROUNDS`` rounds per test (default 2),
+  ``DGMBENCH_BENCH_DEVICE`` (default: cuda when available, else cpu),
+  ``DGMBENCH_BENCH_OPTS`` dgmbench options: ``nchw`` (turn off the default channels_last),
+  ``bf16`` (autocast), ``tf32``.
+- ``DGMBENCH_OFFLINE=1`` is set here: nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("DGMBENCH_OFFLINE", "1")
+
+N = int(os.environ.get("DGMBENCH_BENCH_N", "64"))
+BS = int(os.environ.get("DGMBENCH_BENCH_BS", "64"))
+ROUNDS = int(os.environ.get("DGMBENCH_BENCH_ROUNDS", "2"))
+DEVICE = os.environ.get("DGMBENCH_BENCH_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+OPTS = {o for o in os.environ.get("DGMBENCH_BENCH_OPTS", "").split(",") if o}
+OFFLINE = Path(__file__).resolve().parents[1].parent / "shared" / "offline" / "cifar10-subset"
+
+
+def _sync():
+    if DEVICE.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+class _U8Dataset(torch.utils.data.Dataset):
+    """uint8 (3, H, W) images, the input torch-fidelity's pipelines take."""
+
+    def __init__(self, u8: torch.Tensor):
+        self.u8 = u8
+
+    def __len__(self):
+        return self.u8.shape[0]
+
+    def __getitem__(self, i):
+        return self.u8[i]
+
+
+def _cifar_u8(start: int, n: int) -> torch.Tensor:
+    path = OFFLINE / "cifar10_test_first1000.npz"
+    if not path.exists():
+        pytest.skip(f"offline CIFAR-10 subset not found at {path}")
+    with np.load(path) as z:
+        data = z["data"]
+    idx = np.arange(start, start + n) % len(data)
+    return torch.from_numpy(data[idx].reshape(n, 3, 32, 32).copy())
+
+
+@pytest.fixture(scope="module")
+def dgm_extractor():
+    from dgmbench.features.inception import InceptionExtractor
+
+    kw = {"channels_last": "nchw" not in OPTS, "amp": "bf16" if "bf16" in OPTS else None}
+    if "tf32" in OPTS:
+        kw["tf32"] = True
+    return InceptionExtractor(device=DEVICE, **kw)
+
+
+@pytest.fixture(scope="module")
+def tf_extractor(dgm_extractor):
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    ext = FeatureExtractorInceptionV3(
+        "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(dgm_extractor.weights_path)
+    )
+    return ext.to(DEVICE)
+
+
+@pytest.fixture(scope="module", params=[32, 299], ids=["32px", "299px"])
+def images_u8(request):
+    u8 = _cifar_u8(0, N)
+    if request.param == 299:
+        up = torch.nn.functional.interpolate(u8.float(), size=(299, 299), mode="bilinear", align_corners=False)
+        u8 = up.round().clamp(0, 255).to(torch.uint8)
+    return request.param, u8
+
+
+def _dgm_extract(ext, u8):
+    from dgmbench.features.registry import feature_pass
+
+    x = u8.float() / 255.0  # dgmbench's input convention; round(255 x) gives back u8 exactly
+    fp = feature_pass({ext: ["pool"]}, x, batch_size=BS, device=DEVICE)
+    _sync()
+    return fp.features[("inception", "pool")]
+
+
+def _tf_extract(ext, u8):
+    from torch_fidelity.utils import get_featuresdict_from_dataset
+
+    out = get_featuresdict_from_dataset(
+        _U8Dataset(u8), ext, batch_size=BS, cuda=DEVICE.startswith("cuda"), save_cpu_ram=False, verbose=False
+    )
+    _sync()
+    return out["2048"]
+
+
+@pytest.mark.parametrize("impl", ["dgmbench", "torch-fidelity"])
+def test_extract(benchmark, impl, images_u8, dgm_extractor, tf_extractor):
+    size, u8 = images_u8
+    benchmark.group = f"inception features, {N} images {size}x{size}, batch {BS}, {DEVICE}"
+    if impl == "dgmbench":
+        fn = lambda: _dgm_extract(dgm_extractor, u8)  # noqa: E731
+    else:
+        fn = lambda: _tf_extract(tf_extractor, u8)  # noqa: E731
+    feats = benchmark.pedantic(fn, rounds=ROUNDS, iterations=1, warmup_rounds=0)
+    assert feats.shape == (N, 2048)
+    if not OPTS & {"bf16", "tf32"}:  # same float32 network, same inputs: same features
+        other = _tf_extract(tf_extractor, u8[:4]) if impl == "dgmbench" else _dgm_extract(dgm_extractor, u8[:4])
+        torch.testing.assert_close(feats[:4].cpu(), other.cpu(), rtol=0, atol=1e-4)
+    benchmark.extra_info.update(
+        impl=impl, images=N, size=size, batch_size=BS, device=DEVICE, opts=sorted(OPTS),
+        images_per_s=N / benchmark.stats.stats.median,
+    )
+
+
+@pytest.mark.parametrize("impl", ["dgmbench", "torch-fidelity"])
+def test_fid_kid_end_to_end(benchmark, impl, dgm_extractor):
+    """FID + KID of N generated-like images (CIFAR test images N..2N) against N reference images (0..N).
+
+    Both sides extract both sets (dgmbench's reference cache is disabled) and compute FID and
+    KID with 100 subsets of N // 2. IS is left out: the offline weights have no logits layer.
+    """
+    from dgmbench.data.base import DataSplit
+    from dgmbench.evaluate import evaluate
+
+    ref_u8, gen_u8 = _cifar_u8(0, N), _cifar_u8(N, N)
+    subset = max(N // 2, 2)
+    benchmark.group = f"FID+KID end to end, {N}+{N} images 32x32, {DEVICE}"
+    weights = str(dgm_extractor.weights_path)
+
+    def run_dgm():
+        ref = DataSplit("cifar10-offline", "test", ref_u8.float() / 255.0)
+        rec = evaluate(
+            gen_u8.float() / 255.0, ref, metrics=("fid", "kid"), n=N, extractor=dgm_extractor, device=DEVICE,
+            batch_size=BS, cache=False, progress=False, kid_subsets=100, kid_subset_size=subset, fid_bootstrap=0,
+        )
+        return rec.value("fid"), rec.value("kid")
+
+    def run_tf():
+        import torch_fidelity
+
+        m = torch_fidelity.calculate_metrics(
+            input1=_U8Dataset(gen_u8), input2=_U8Dataset(ref_u8), cuda=DEVICE.startswith("cuda"), fid=True, kid=True,
+            kid_subsets=100, kid_subset_size=subset, batch_size=BS, feature_extractor_weights_path=weights,
+            verbose=False, cache=False,
+        )
+        return m["frechet_inception_distance"], m["kernel_inception_distance_mean"]
+
+    fid, kid = benchmark.pedantic(run_dgm if impl == "dgmbench" else run_tf, rounds=1, iterations=1)
+    benchmark.extra_info.update(impl=impl, images=2 * N, device=DEVICE, fid=fid, kid=kid,
+                                images_per_s=2 * N / benchmark.stats.stats.median)
+    assert np.isfinite(fid) and fid > 0
