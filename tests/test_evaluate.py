@@ -74,7 +74,8 @@ def test_metrics_equal_torch_fidelity_on_the_same_features():
     assert rec.value("fid") == pytest.approx(tf_fid["frechet_inception_distance"], rel=1e-6)
     tf_kid = kid_features_to_metric(fg["features"].double(), fr["features"].double(), kid_subsets=10,
                                     kid_subset_size=150, rng_seed=5, verbose=False)
-    assert rec.value("kid") == pytest.approx(tf_kid["kernel_inception_distance_mean"], rel=1e-6)
+    # float32 features: Gram in float32, sums in float64 (see dgmbench.metrics.kid) -> ~1e-6 of the float64 value
+    assert rec.value("kid") == pytest.approx(tf_kid["kernel_inception_distance_mean"], rel=2e-5)
     assert rec.metrics["kid"].extra["subset_size"] == 150 and "half" in rec.metrics["kid"].note
     prc = prc_features_to_metric(fg["features"], fr["features"], prc_neighborhood=3, prc_batch_size=10000,
                                  save_cpu_ram=False, verbose=False)
