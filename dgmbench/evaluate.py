@@ -471,7 +471,8 @@ class Evaluator:
                     if size < 1000:
                         note = (f"KID subset size {size} (< the usual 1000: half of the {m} samples, so that "
                                 "subsets differ and the std means something)")
-                mv = kid(feats[key], ref_feats[fo], subsets=o.kid_subsets, subset_size=size, seed=self.seed, **prov)
+                mv = kid(feats[key], ref_feats[fo], subsets=o.kid_subsets, subset_size=size, seed=self.seed,
+                         device=self.device, **prov)
                 if note:
                     mv.note = note
                 add(mv)
