@@ -61,8 +61,8 @@ class StreamingStats:
             self._m2 = m2_b.clone()
         else:
             delta = mean_b - self._mean
-            self._mean = self._mean + delta * (nb / n)
-            self._m2 = self._m2 + m2_b + torch.outer(delta, delta) * (na * nb / n)
+            self._mean.add_(delta, alpha=nb / n)
+            self._m2.add_(m2_b).addr_(delta, delta, alpha=na * nb / n)  # in place: no d x d temporaries
         self.n = n
 
     def merge(self, other: StreamingStats) -> StreamingStats:
