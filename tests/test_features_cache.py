@@ -98,3 +98,12 @@ def test_default_location_uses_dgmbench_home(tmp_path, monkeypatch):
     compute, _ = _compute_counter()
     a = cached_reference_features("d", "s", _Ext(), 40, compute, outputs=["pool"])
     assert a.path.parent == tmp_path / "home" / "reference" and a.path.exists()
+
+
+def test_unwritable_cache_dir_warns_and_still_returns(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    compute, calls = _compute_counter()
+    with pytest.warns(RuntimeWarning, match="could not write"):
+        a = cached_reference_features("d", "s", _Ext(), 40, compute, outputs=["pool"], cache_dir=blocker / "sub")
+    assert a.features["pool"].shape == (40, 6) and len(calls) == 1

@@ -179,7 +179,11 @@ def cached_reference_features(
                 "stats": StreamingStats.from_features(raw).state_dict(),
             }
         if use:
-            atomic_torch_save({"format": CACHE_FORMAT, "key": key, "meta": meta, "outputs": stored}, path)
+            try:
+                atomic_torch_save({"format": CACHE_FORMAT, "key": key, "meta": meta, "outputs": stored}, path)
+            except OSError as e:  # read-only or full disk: the numbers are still right, just not cached
+                warnings.warn(f"could not write the reference cache file {path} ({e}); continuing without it",
+                              RuntimeWarning, stacklevel=2)
     ref = CachedReference(key=key, path=path if use else None, meta=meta, hit=not missing)
     for o in outputs:
         e = stored[o]
