@@ -16,7 +16,7 @@ def build_model(config: dict, data_shape: tuple, num_classes: int | None = None)
     return build(config, tuple(data_shape), num_classes)
 
 
-_POINT_TRAIN = {"batch_size": 256, "lr": 2e-3, "warmup_steps": 50, "lr_decay": "cosine", "grad_clip": 5.0,
+_POINT_TRAIN = {"batch_size": 256, "lr": 5e-3, "warmup_steps": 50, "lr_decay": "cosine", "grad_clip": 5.0,
                 "ckpt_every": 500, "log_every": 50}
 
 PRESETS: dict[str, dict] = {
@@ -63,19 +63,19 @@ PRESETS: dict[str, dict] = {
     },
     "ring8": {
         "dataset": "ring8",
-        "model": {"latent_dim": 2, "hidden": [128, 128], "eval_k": 1000},
+        "model": {"latent_dim": 2, "hidden": [128, 128], "eval_k": 1000, "init_log_std": -3.0},
         "train": {"steps": 3000, **_POINT_TRAIN},
         "description": "MLP VAE, 2-d latent, Gaussian decoder with learned std",
     },
     "ring8-tiny": {
         "dataset": "ring8",
-        "model": {"latent_dim": 2, "hidden": [64, 64], "eval_k": 100},
+        "model": {"latent_dim": 2, "hidden": [64, 64], "eval_k": 100, "init_log_std": -3.0},
         "train": {"steps": 500, **_POINT_TRAIN},
         "description": "a few seconds; for CI and the table tests",
     },
     "grid25": {
         "dataset": "grid25",
-        "model": {"latent_dim": 2, "hidden": [128, 128], "eval_k": 1000},
+        "model": {"latent_dim": 2, "hidden": [128, 128], "eval_k": 1000, "init_log_std": -2.0},
         "train": {"steps": 4000, **_POINT_TRAIN},
         "description": "MLP VAE, 2-d latent, Gaussian decoder with learned std",
     },

@@ -87,6 +87,23 @@ class VAEBase(BaselineModel):
         elbo = rec - kl_std_normal(mu, logvar)
         return -elbo.mean() / self.loss_scale()
 
+    def _draws(self, x: torch.Tensor, e: torch.Tensor | None, mu: torch.Tensor, logvar: torch.Tensor, k: int,
+               generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``k`` reparametrised draws z ~ q(z|x), (k, N, latent), and log p(x|z), (k, N), in memory-bounded chunks."""
+        n = x.shape[0]
+        per_sample = self.num_dims * int(getattr(self, "levels", 1))
+        chunk = max(1, min(k, IWAE_BUDGET // max(1, n * per_sample)))
+        zs, recs = [], []
+        for start in range(0, k, chunk):
+            kc = min(chunk, k - start)
+            eps = _noise("normal", (kc, n, self.latent_dim), generator, self.device).to(mu.dtype)
+            z = mu + torch.exp(0.5 * logvar) * eps
+            xs = x.unsqueeze(0).expand(kc, *x.shape).reshape(kc * n, *x.shape[1:])
+            es = None if e is None else e.unsqueeze(0).expand(kc, *e.shape).reshape(kc * n, -1)
+            recs.append(self.decoder_log_prob(xs, self.decoder_out(z.reshape(kc * n, -1), es)).view(kc, n))
+            zs.append(z)
+        return torch.cat(zs, 0), torch.cat(recs, 0)
+
     @torch.no_grad()
     def elbo(self, x: torch.Tensor, *, samples: int = 1, generator: torch.Generator | None = None,
              labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -94,32 +111,18 @@ class VAEBase(BaselineModel):
         x = x.to(self.device)
         e = self._embed(labels, x.shape[0])
         mu, logvar = self.encode(x, e)
-        rec = torch.zeros(x.shape[0], device=self.device, dtype=mu.dtype)
-        for _ in range(samples):
-            z = mu + torch.exp(0.5 * logvar) * _noise("normal", mu.shape, generator, self.device).to(mu.dtype)
-            rec += self.decoder_log_prob(x, self.decoder_out(z, e))
-        return rec / samples - kl_std_normal(mu, logvar)
+        _, rec = self._draws(x, e, mu, logvar, samples, generator)
+        return rec.mean(0) - kl_std_normal(mu, logvar)
 
     @torch.no_grad()
     def log_weights(self, x: torch.Tensor, k: int, *, generator: torch.Generator | None = None,
                     labels: torch.Tensor | None = None) -> torch.Tensor:
         """(k, N) importance log-weights log p(x|z) + log p(z) - log q(z|x), z ~ q(z|x)."""
         x = x.to(self.device)
-        n = x.shape[0]
-        e = self._embed(labels, n)
+        e = self._embed(labels, x.shape[0])
         mu, logvar = self.encode(x, e)
-        per_sample = self.num_dims * int(getattr(self, "levels", 1))
-        chunk = max(1, min(k, IWAE_BUDGET // max(1, n * per_sample)))
-        out = []
-        for start in range(0, k, chunk):
-            kc = min(chunk, k - start)
-            eps = _noise("normal", (kc, n, self.latent_dim), generator, self.device).to(mu.dtype)
-            z = mu + torch.exp(0.5 * logvar) * eps
-            xs = x.unsqueeze(0).expand(kc, *x.shape).reshape(kc * n, *x.shape[1:])
-            es = None if e is None else e.unsqueeze(0).expand(kc, *e.shape).reshape(kc * n, -1)
-            rec = self.decoder_log_prob(xs, self.decoder_out(z.reshape(kc * n, -1), es)).view(kc, n)
-            out.append(rec + log_std_normal(z) - log_normal(z, mu, logvar))
-        return torch.cat(out, 0)
+        z, rec = self._draws(x, e, mu, logvar, k, generator)
+        return rec + log_std_normal(z) - log_normal(z, mu, logvar)
 
     @torch.no_grad()
     def iwae(self, x: torch.Tensor, k: int, *, generator: torch.Generator | None = None,
