@@ -53,8 +53,8 @@ def test_ve_sigmas():
 def test_trained_score_net_approximates_analytic_score_on_gaussian_data():
     torch.manual_seed(0)
     data = DataSplit("gauss", "train", MU + VAR.sqrt() * torch.randn(20000, 2))
-    model = build_model({"net": {"hidden": 64, "depth": 2}, "sigma_min": 0.05, "sigma_max": 4.0, "num_levels": 8}, (2,), None)
-    cfg = TrainConfig(steps=1500, batch_size=256, lr=2e-3, ema_decay=0.99, seed=0, device="cpu", log_every=500)
+    model = build_model({"net": {"hidden": 64, "depth": 2}, "sigma_min": 0.1, "sigma_max": 4.0, "num_levels": 8}, (2,), None)
+    cfg = TrainConfig(steps=1000, batch_size=256, lr=2e-3, ema_decay=0.98, seed=0, device="cpu", log_every=500)
     model = Trainer(model, data, cfg, progress=False).fit().model
     g = torch.Generator().manual_seed(1)
     x0 = MU + VAR.sqrt() * torch.randn(4000, 2, generator=g)
@@ -215,6 +215,21 @@ def test_digits_tiny_train_sample_checkpoint_protocol(tmp_path):
     assert pm.nfe_per_sample == sp["levels"] * sp["steps_per_level"] + 1
     ll, kind = pm.log_likelihood(get_dataset("digits", "test").data[:2], generator=g(), rtol=1e-3, atol=1e-3)
     assert kind == "estimate" and ll.shape == (2,) and bool(torch.isfinite(ll).all())
+
+
+def test_dgmbench_score_accepts_the_checkpoint(tmp_path, monkeypatch):
+    from dgmbench.cli import main
+    from dgmbench.results import RecordStore
+
+    monkeypatch.setenv("DGMBENCH_HOME", str(tmp_path / "home"))
+    ckpt = str(tmp_path / "m.pt")
+    train_preset("score", "digits-tiny", checkpoint=ckpt, progress=False, overrides={"train": {"steps": 2}})
+    store = str(tmp_path / "r.jsonl")
+    rc = main(["score", "--model", ckpt, "--dataset", "digits", "-n", "70", "--metrics", "fid", "--device", "cpu",
+               "--fid-bootstrap", "0", "--store", store])
+    assert rc == 0
+    (rec,) = RecordStore(store).load()
+    assert rec.value("fid") is not None and rec.value("fid") > 0
 
 
 def test_resume_follows_the_uninterrupted_run(tmp_path):

@@ -16,7 +16,6 @@ network evaluations per sample and ``nfe_per_sample`` counts both (2 x steps).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from dgmbench.errors import UsageError
 
@@ -120,8 +119,7 @@ class DiffusionModel(BaselineModel):
             y = torch.where(drop, torch.full_like(y, self.num_classes), y)
         else:
             y = self._null(n)
-        xt = self.diffusion.q_sample(x0, t, noise)
-        return F.mse_loss(self.net(xt, t.float(), y), noise)
+        return self.diffusion.eps_loss(lambda xt, tt: self.net(xt, tt.float(), y), x0, t, noise)
 
     # --- sampling ----------------------------------------------------------------
     @torch.no_grad()
