@@ -38,6 +38,7 @@ def add_parser(sub) -> None:
     p.add_argument("--preset", help="preset of every family to train (default: the dataset's name)")
     p.add_argument("--families", help="comma-separated families (default: all registered)")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds per family, 0..S-1 (default: 3)")
+    p.add_argument("--steps", type=int, help="override every preset's training steps (quick runs; default: the preset's)")
     p.add_argument("--metrics", help="comma-separated metrics (default: fid,prdc,nll,speed on images; "
                                      "mode_coverage,mmd,nll,speed on 2-D data)")
     p.add_argument("-n", type=int, default=None, help="samples per evaluation (default: the metric engine's)")
@@ -55,7 +56,7 @@ def command_line(args) -> str:
     """The canonical command that reproduces this table (defaults left out, except dataset and seeds)."""
     parts = ["dgmbench", "table", "--dataset", args.dataset]
     for opt, attr, default in (("--preset", "preset", None), ("--families", "families", None),
-                               ("--seeds", "seeds", None), ("--metrics", "metrics", None), ("-n", "n", None),
+                               ("--seeds", "seeds", None), ("--steps", "steps", None), ("--metrics", "metrics", None), ("-n", "n", None),
                                ("--split", "split", "test"), ("--extractor", "extractor", None),
                                ("--device", "device", "auto")):
         val = getattr(args, attr, None)
@@ -69,7 +70,7 @@ def run(args) -> int:
     from ..report.runner import TableConfig, run_table
     from ..report.summary import summarize
 
-    cfg = TableConfig(dataset=args.dataset, preset=args.preset, families=_csv(args.families), seeds=args.seeds,
+    cfg = TableConfig(dataset=args.dataset, preset=args.preset, families=_csv(args.families), seeds=args.seeds, steps=args.steps,
                       metrics=_csv(args.metrics), n=args.n, split=args.split, extractor=args.extractor, out=args.out,
                       runs_dir=args.runs_dir, device=args.device, progress=not args.no_progress,
                       command=command_line(args), name=args.name)

@@ -145,6 +145,7 @@ class TableConfig:
     preset: str | None = None  # default: the dataset's name
     families: list[str] | None = None  # default: every registered family
     seeds: int = 3  # seeds 0 .. seeds-1
+    steps: int | None = None  # override the preset's training steps (quick runs; part of the model key)
     metrics: list[str] | None = None  # default: DEFAULT_METRICS by dataset kind
     n: int | None = None
     split: str = "test"
@@ -227,6 +228,8 @@ def plan_jobs(cfg: TableConfig, families: list[str]) -> list[Job]:
     jobs = []
     for fam in families:
         spec = get_preset(fam, cfg.preset_name)
+        if cfg.steps is not None:
+            spec = {**spec, "train": {**spec.get("train", {}), "steps": cfg.steps}}
         code = family_code_version(fam)
         for seed in range(cfg.seeds):
             key = _digest({"family": fam, "preset": cfg.preset_name, "spec": spec, "seed": seed, "device": dev,
@@ -273,7 +276,8 @@ def _train(job: Job, cfg: TableConfig, log: StateLog) -> dict[str, Any]:
             os.unlink(job.checkpoint)  # corrupt: start over
     log.append({"event": "train_start", "key": job.key, "family": job.family, "seed": job.seed,
                 "preset": cfg.preset_name, "from_step": from_step, "checkpoint": job.checkpoint, "time": time.time()})
-    res = train_preset(job.family, cfg.preset_name, checkpoint=job.checkpoint, seed=job.seed,
+    overrides = {"train": {"steps": cfg.steps}} if cfg.steps is not None else None
+    res = train_preset(job.family, cfg.preset_name, checkpoint=job.checkpoint, seed=job.seed, overrides=overrides,
                        progress=cfg.progress, device=cfg.device)
     event = {"event": "train_done", "key": job.key, "family": job.family, "seed": job.seed, "preset": cfg.preset_name,
              "from_step": from_step, "step": res.step, "diverged": bool(res.diverged), "wall_time_s": res.wall_time_s,
@@ -291,6 +295,8 @@ def run_table(cfg: TableConfig, *, evaluate_fn: Callable[..., Record] | None = N
     info = dataset_info(cfg.dataset)
     if cfg.seeds < 1:
         raise UsageError(f"--seeds must be at least 1, got {cfg.seeds}")
+    if cfg.steps is not None and cfg.steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {cfg.steps}")
     families, missing = resolve_families(cfg)
     for fam, why in missing.items():
         print(f"dgmbench table: skipping {fam}: {why}", file=sys.stderr)
