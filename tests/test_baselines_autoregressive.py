@@ -117,7 +117,7 @@ def test_sampler_draws_from_the_model_distribution():
 def test_made_density_integrates_to_one_and_is_autoregressive():
     torch.manual_seed(0)
     model = perturbed(build_model({"hidden": [16, 16], "components": 3}, (2,)).double(), 0.3)
-    h = 0.02
+    h = 0.04
     ax = torch.arange(-10, 10, h, dtype=torch.float64) + h / 2
     grid = torch.stack(torch.meshgrid(ax, ax, indexing="ij"), -1).reshape(-1, 2)
     with torch.no_grad():
@@ -192,6 +192,7 @@ def test_sampling_checkpoint_round_trip_and_protocol(digits_run):
     assert torch.equal((s1 * 255).round() / 255, s1)
     assert not torch.equal(s1, res.model.sample(5, generator=torch.Generator().manual_seed(8)))
     loaded = load_baseline(ckpt)
+    loaded.config["sample_batch_size"] = 4  # all noise is drawn up front: batching does not change samples
     assert isinstance(loaded, PixelCNN) and loaded.nfe_per_sample == 64
     assert torch.equal(loaded.sample(5, generator=g()), s1)
     model = load_model(ckpt)

@@ -95,7 +95,7 @@ class MADE(BaselineModel):
         for d in range(self.dim):
             logw, mu, logs = self.params(x)
             cdf = logw[:, :, d].double().exp().cumsum(1)
-            comp = torch.searchsorted(cdf, u[:, d, None].double()).clamp(max=self.components - 1)
+            comp = torch.searchsorted(cdf, u[:, d, None].double().contiguous()).clamp(max=self.components - 1)
             m = mu[:, :, d].gather(1, comp).squeeze(1)
             s = logs[:, :, d].gather(1, comp).squeeze(1).exp()
             x[:, d] = m + s * eps[:, d]

@@ -171,7 +171,10 @@ class PixelCNN(BaselineModel):
         """Exact discrete log-likelihood in nats per image (class-conditional models need ``labels``)."""
         x = x.to(self.device)
         y = self._check_labels(labels, x.shape[0])
-        return self.log_prob_levels(self.to_levels(x), y), self.likelihood_kind
+        k = self.to_levels(x)
+        bs = int(self.config.get("eval_batch_size", 64))
+        out = [self.log_prob_levels(k[s:s + bs], None if y is None else y[s:s + bs]) for s in range(0, len(k), bs)]
+        return torch.cat(out), self.likelihood_kind
 
     @property
     def nfe_per_sample(self) -> float:
@@ -181,17 +184,20 @@ class PixelCNN(BaselineModel):
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None,
                labels: torch.Tensor | None = None) -> torch.Tensor:
-        """``n`` images in [0, 1] (level / (levels - 1)), sub-pixel by sub-pixel by inverse-CDF sampling."""
+        """``n`` images in [0, 1] (level / (levels - 1)), sub-pixel by sub-pixel by inverse-CDF
+        sampling. All uniforms are drawn first, so the result does not depend on the batching."""
         c, hh, ww = self.data_shape
         y = self._check_labels(labels, n)
         gdev = generator.device if generator is not None else self.device
-        u = torch.rand((n, c, hh, ww), generator=generator, device=gdev).to(self.device)
+        u = torch.rand((n, c, hh, ww), generator=generator, device=gdev).to(self.device).double()
         k = torch.zeros((n, c, hh, ww), dtype=torch.long, device=self.device)
-        for i in range(hh):
-            for j in range(ww):
-                for ch in range(c):
-                    probs = torch.softmax(self.logits(k, y)[:, ch, :, i, j].double(), dim=1)
-                    cdf = probs.cumsum(1)
-                    idx = torch.searchsorted(cdf, u[:, ch, i, j, None].double()).squeeze(1)
-                    k[:, ch, i, j] = idx.clamp(max=self.levels - 1)
+        bs = int(self.config.get("sample_batch_size", 256))
+        for s in range(0, n, bs):
+            kb, ub, yb = k[s:s + bs], u[s:s + bs], None if y is None else y[s:s + bs]
+            for i in range(hh):
+                for j in range(ww):
+                    for ch in range(c):
+                        cdf = torch.softmax(self.logits(kb, yb)[:, ch, :, i, j].double(), dim=1).cumsum(1)
+                        idx = torch.searchsorted(cdf, ub[:, ch, i, j, None].contiguous()).squeeze(1)
+                        kb[:, ch, i, j] = idx.clamp(max=self.levels - 1)
         return k.float() / (self.levels - 1)

@@ -31,7 +31,7 @@ PRESETS: dict[str, dict] = {
     "digits-tiny": {
         "dataset": "digits",
         "model": {"levels": 2, "steps": 2, "hidden": 32, "logit_alpha": 1e-6},
-        "train": {"steps": 200, "batch_size": 64, "lr": 3e-3, "warmup_steps": 20, "ckpt_every": 100, "log_every": 20},
+        "train": {"steps": 100, "batch_size": 64, "lr": 3e-3, "warmup_steps": 20, "ckpt_every": 50, "log_every": 10},
         "description": "a few seconds; for CI and the table tests",
     },
     "mnist": {

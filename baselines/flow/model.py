@@ -168,7 +168,8 @@ class ImageFlow(FlowModel):
         """``n`` images on the 8-bit grid in [0, 1]: the bin of the dequantised sample, k / 255."""
         _check_unconditional(self, labels)
         z = _randn((n, self.num_dims), generator, self.device) * self.temperature
-        y = self.inverse_transform(z)
+        bs = int(self.config.get("sample_batch_size", 256))
+        y = torch.cat([self.inverse_transform(z[s:s + bs]) for s in range(0, n, bs)])
         k = torch.floor(y * 256).clamp(0, 255)
         return (k / 255).float()
 

@@ -37,7 +37,7 @@ PRESETS: dict[str, dict] = {
     "digits-tiny": {
         "dataset": "digits",
         "model": {"latent_dim": 8, "channels": [16, 32], "hidden": 64, "eval_k": 100},
-        "train": {"steps": 200, "batch_size": 64, "lr": 3e-3, "warmup_steps": 10, "ckpt_every": 100, "log_every": 20},
+        "train": {"steps": 100, "batch_size": 64, "lr": 3e-3, "warmup_steps": 10, "ckpt_every": 50, "log_every": 10},
         "description": "a few seconds; for CI and the table tests (IWAE k=100 for evaluation)",
     },
     "mnist": {

@@ -58,7 +58,11 @@ class VAEBase(BaselineModel):
         """log p(x|z) (N,) from the decoder output for z."""
         raise NotImplementedError
 
-    def decoder_sample(self, out: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:  # pragma: no cover
+    def decoder_noise(self, n: int, generator: torch.Generator | None) -> torch.Tensor:  # pragma: no cover
+        """All the noise ``decoder_sample`` needs for ``n`` samples (drawn up front, so batching does not matter)."""
+        raise NotImplementedError
+
+    def decoder_sample(self, out: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
     # --- labels ----------------------------------------------------------------------------
@@ -153,7 +157,11 @@ class VAEBase(BaselineModel):
         """z ~ N(0, I), then x ~ p(x|z) (see the subclass for what ``sample_mode`` does)."""
         e = self._embed(labels, n)
         z = _noise("normal", (n, self.latent_dim), generator, self.device)
-        return self.decoder_sample(self.decoder_out(z, e), generator).float()
+        u = self.decoder_noise(n, generator)
+        bs = int(self.config.get("sample_batch_size", 256))
+        out = [self.decoder_sample(self.decoder_out(z[s:s + bs], None if e is None else e[s:s + bs]), u[s:s + bs])
+               for s in range(0, n, bs)]
+        return torch.cat(out).float()
 
 
 def _stage_sizes(h: int, w: int, stages: int) -> None:
@@ -213,15 +221,17 @@ class ConvVAE(VAEBase):
         k = (x.clamp(0, 1) * (self.levels - 1)).round().long()
         return F.log_softmax(out, 2).gather(2, k.unsqueeze(2)).squeeze(2).flatten(1).sum(1)
 
-    def decoder_sample(self, out, generator):
+    def decoder_noise(self, n, generator):
+        c, h, w = self.data_shape
+        return _noise("uniform", (n, c, 1, h, w), generator, self.device)
+
+    def decoder_sample(self, out, noise):
         probs = torch.softmax(out.double(), 2)  # (N, C, L, H, W)
         if self.sample_mode == "mean":
             grid = torch.arange(self.levels, device=out.device, dtype=probs.dtype).view(1, 1, -1, 1, 1)
             k = (probs * grid).sum(2).round()
         else:
-            n, c, _, h, w = probs.shape
-            u = _noise("uniform", (n, c, 1, h, w), generator, out.device).to(probs.dtype)
-            k = (probs.cumsum(2) < u).sum(2).clamp(max=self.levels - 1).to(probs.dtype)
+            k = (probs.cumsum(2) < noise.to(probs.dtype)).sum(2).clamp(max=self.levels - 1).to(probs.dtype)
         return k / (self.levels - 1)
 
 
@@ -261,9 +271,11 @@ class PointVAE(VAEBase):
         log_std = self.log_std.clamp(min=self.min_log_std)
         return log_normal(x, out, 2 * log_std.expand_as(out))
 
-    def decoder_sample(self, out, generator):
-        eps = _noise("normal", out.shape, generator, out.device).to(out.dtype)
-        return out + self.log_std.clamp(min=self.min_log_std).exp() * eps
+    def decoder_noise(self, n, generator):
+        return _noise("normal", (n, *self.data_shape), generator, self.device)
+
+    def decoder_sample(self, out, noise):
+        return out + self.log_std.clamp(min=self.min_log_std).exp() * noise.to(out.dtype)
 
 
 def build(config: dict[str, Any], data_shape: tuple[int, ...], num_classes: int | None = None) -> VAEBase:
