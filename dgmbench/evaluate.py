@@ -266,6 +266,7 @@ class Evaluator:
         self._raw: list[torch.Tensor] = []
         self._labels: list[torch.Tensor] | None = None
         self.t_features = 0.0
+        self._cache_info: dict[str, dict] = {}
 
     @property
     def _keep_raw(self) -> bool:
@@ -325,6 +326,37 @@ class Evaluator:
         if self._keep_raw:
             self._raw.append(x.reshape(x.shape[0], -1) if not self.is_image else x)
         self.n += int(x.shape[0])
+
+    def sync_distributed(self, n_total: int, chunk_size: int) -> None:
+        """Under ``torch.distributed``: gather kept features, raw samples and labels from every
+        rank in sample order and all-reduce the streaming statistics, so that rank 0 holds
+        exactly what one process scoring all ``n_total`` samples would hold (no-op otherwise).
+        """
+        from . import distributed as D
+        from .features.stats import StreamingStats
+
+        if not D.is_initialized():
+            return
+
+        def gathered(parts: list[torch.Tensor], like: tuple | None) -> torch.Tensor:
+            local = torch.cat(parts) if parts else torch.zeros((0, *like[0]), dtype=like[1])
+            return D.gather_rows(local, n_total, chunk_size)
+
+        # rank 0 always holds chunk 0: it tells empty ranks the shapes and dtypes
+        layout = D.broadcast_object({
+            "feats": {k: (tuple(v[0].shape[1:]), v[0].dtype) for k, v in self._feats.items() if v},
+            "raw": (tuple(self._raw[0].shape[1:]), self._raw[0].dtype) if self._raw else None,
+            "labels": self._labels is not None,
+            "stats": {k: st.dim for k, st in self._stats.items()},
+        })
+        self._feats = {k: [gathered(self._feats.get(k, []), like)] for k, like in layout["feats"].items()}
+        if layout["raw"] is not None:
+            self._raw = [gathered(self._raw, layout["raw"])]
+        if layout["labels"]:
+            self._labels = [gathered(self._labels or [], ((), torch.int64))]
+        for k, dim in layout["stats"].items():
+            self._stats[k] = self._stats.get(k, StreamingStats(dim)).all_reduce()
+        self.n = n_total
 
     # -- reference ------------------------------------------------------------------------------
     def full_reference(self) -> DataSplit:
@@ -442,8 +474,7 @@ class Evaluator:
             if outs:
                 cref = self._reference(ext, outs, keep_features=need_ref_feats)
                 ref_feats, ref_stats = cref.features, cref.stats
-                if cref.hit:
-                    notes.append(f"reference {ext.name} features from cache {cref.key[:12]}")
+                self._cache_info[ext.name] = {"key": cref.key, "hit": cref.hit}
             prov = self._prov(ext)
             key = (ext.name, fo)
             if self._needs("fid"):
@@ -550,8 +581,10 @@ class Evaluator:
             "reference": self._ref_desc(), "reference_subset": self.ref_subset, "batch_size": self.batch_size,
             "extractor": None if ext is None else {**self._prov(ext), "config": getattr(ext, "config_id", None)},
             "clip_extractor": None if self.clip is None else self._prov(self.clip),
-            "options": asdict(self.options), "notes": notes, "feature_time_s": self.t_features,
-            "metrics_time_s": time.perf_counter() - t_start,
+            "options": asdict(self.options), "notes": notes,
+            # what differs between otherwise identical runs (timings, cache state) lives under "run"
+            "run": {"feature_time_s": self.t_features, "metrics_time_s": time.perf_counter() - t_start,
+                    "reference_cache": dict(self._cache_info)},
             **(config or {}),
         }
         if store is not None:
@@ -634,6 +667,7 @@ class Evaluator:
                 out.append(mv)
         if self._needs("clip_fd"):
             cref = self._reference(self.clip, ["clip"], keep_features=o.fid_bootstrap > 1)
+            self._cache_info[self.clip.name] = {"key": cref.key, "hit": cref.hit}
             if o.fid_bootstrap > 1:
                 mv = clip_fd(emb, cref.stats["clip"], bootstrap=o.fid_bootstrap, seed=self.seed, **prov)
             else:
@@ -733,34 +767,47 @@ def resolve_model(obj: Any, *, checkpoint: str | None = None, device: str | torc
     return as_generative_model(obj), type(obj).__name__
 
 
-def _sample_batches(model: Any, n: int, *, batch_size: int, generator: torch.Generator, labels: torch.Tensor | None,
-                    progress: bool):
-    """Yield (samples, labels) chunks; a SamplesModel is replayed in order."""
+SAMPLE_CHUNK = 1000  # samples per seeded chunk: chunk i uses distributed.chunk_generator(seed, i)
+
+
+def _sample_chunks(model: Any, chunks: list, *, seed: int, batch_size: int, labels: torch.Tensor | None,
+                   progress: bool):
+    """Yield (samples, labels) for this process's chunks, in order.
+
+    Chunk i is drawn with its own generator seeded from (seed, i), in calls of at most
+    ``batch_size``; the samples therefore do not depend on how many processes share the
+    work. A SamplesModel is replayed by index.
+    """
     from tqdm.auto import tqdm
 
-    pbar = tqdm(total=n, desc="sampling + features", unit="sample", disable=not progress, leave=False)
+    from .distributed import chunk_generator
+
+    total = sum(len(c) for c in chunks)
+    pbar = tqdm(total=total, desc="sampling + features", unit="sample", disable=not progress, leave=False)
+    replay = _is_samples_model(model)
     try:
-        if _is_samples_model(model):
-            if n > len(model):
-                model.sample(n)  # raises the SamplesModel's clear error
-            for s in range(0, n, batch_size):
-                x = model.samples[s:s + batch_size][: n - s]
-                lab = None if model.labels is None else model.labels[s:s + x.shape[0]]
-                pbar.update(int(x.shape[0]))
-                yield x, lab
-            return
-        for s in range(0, n, batch_size):
-            m = min(batch_size, n - s)
-            lab = None if labels is None else labels[s:s + m]
-            with torch.no_grad():
-                x = model.sample(m, generator=generator, labels=lab.to(_model_device(model, torch.device("cpu")))
-                                 if lab is not None else None)
-            if not isinstance(x, torch.Tensor | np.ndarray):
-                raise ModelError(f"{_model_name(model)}.sample returned a {type(x).__name__}, not a tensor")
-            if x.shape[0] != m:
-                raise ModelError(f"{_model_name(model)}.sample({m}) returned {x.shape[0]} samples")
-            pbar.update(m)
-            yield as_tensor(x).detach().float().cpu(), lab
+        for chunk in chunks:
+            if replay and chunk.stop > len(model):
+                model.sample(chunk.stop)  # raises the SamplesModel's clear error
+            gen = chunk_generator(seed, chunk.index)
+            for s in range(chunk.start, chunk.stop, batch_size):
+                m = min(batch_size, chunk.stop - s)
+                if replay:
+                    x = model.samples[s:s + m]
+                    lab = None if model.labels is None else model.labels[s:s + m]
+                    pbar.update(m)
+                    yield x, lab
+                    continue
+                lab = None if labels is None else labels[s:s + m]
+                with torch.no_grad():
+                    x = model.sample(m, generator=gen, labels=lab.to(_model_device(model, torch.device("cpu")))
+                                     if lab is not None else None)
+                if not isinstance(x, torch.Tensor | np.ndarray):
+                    raise ModelError(f"{_model_name(model)}.sample returned a {type(x).__name__}, not a tensor")
+                if x.shape[0] != m:
+                    raise ModelError(f"{_model_name(model)}.sample({m}) returned {x.shape[0]} samples")
+                pbar.update(m)
+                yield as_tensor(x).detach().float().cpu(), lab
     finally:
         pbar.close()
 
@@ -840,22 +887,31 @@ def evaluate(
             raise UsageError("conditional=True but the model has no num_classes")
         # balanced labels in a seeded random order
         labels = torch.randperm(n, generator=gen) % int(num_classes)
+    from . import distributed as D
+
+    chunks = D.plan_chunks(n, SAMPLE_CHUNK, D.rank(), D.world_size())
+    rec = None
     try:
         if sample_groups:
-            for x, lab in _sample_batches(model, n, batch_size=batch_size, generator=gen, labels=labels,
-                                          progress=progress):
+            for x, lab in _sample_chunks(model, chunks, seed=int(seed), batch_size=batch_size, labels=labels,
+                                         progress=progress and D.is_main()):
                 ev.update(x, lab)
-        rec = ev.compute(model, model_name=model_name or _model_name(model), family=family, store=None,
-                         config={"source": source, "labels": None if labels is None else "balanced, seeded order",
-                                 "sampling_batch_size": batch_size})
+            ev.sync_distributed(n, SAMPLE_CHUNK)
+        if D.is_main():
+            rec = ev.compute(model, model_name=model_name or _model_name(model), family=family, store=None,
+                             config={"source": source,
+                                     "labels": None if labels is None else "balanced, seeded order",
+                                     "sampling_batch_size": batch_size, "sample_chunk": SAMPLE_CHUNK,
+                                     "processes": D.world_size()})
+            rec.wall_time_s = time.perf_counter() - t0
+            rec.n_samples = n if sample_groups else None
+            if store is not None:
+                (store if isinstance(store, RecordStore) else RecordStore(store)).append(rec)
     finally:
         if was_training:
             model.train()
-    rec.wall_time_s = time.perf_counter() - t0
-    rec.n_samples = n if sample_groups else None
-    if store is not None:
-        (store if isinstance(store, RecordStore) else RecordStore(store)).append(rec)
-    return rec
+    # every rank returns the Record that rank 0 computed and stored
+    return D.broadcast_object(rec)
 
 
 class _CallableModule(types.ModuleType):

@@ -98,6 +98,8 @@ def test_one_feature_pass_feeds_every_metric():
     ext2 = LinearExtractor()
     evaluate(samples, "digits", metrics="fid,kid", extractor=ext2, kid_subsets=2, progress=False)
     assert ext2.images_seen == 200  # the reference came from the cache
+    rec = evaluate(samples, "digits", metrics="fid", extractor=ext2, progress=False, fid_bootstrap=0)
+    assert rec.config["run"]["reference_cache"]["linear-test"]["hit"] is True
 
 
 def test_seeded_model_runs_are_identical_and_batch_size_does_not_matter():
@@ -249,4 +251,6 @@ def test_bad_input_is_a_clear_error_or_a_stated_policy():
         rec = evaluate(big, "digits", metrics="fid,prdc", extractor="raw", progress=False, fid_bootstrap=0)
     assert any("only 360 items" in str(x.message) for x in w)
     assert "only 360 items" in rec.metrics["fid"].note and rec.config["n_ref"] == 360
+    with pytest.raises(DataError, match=r"reference set has per-sample shape \(1, 4, 4\)"):
+        evaluate(good, "digits", metrics="fid", extractor="raw", ref=torch.rand(100, 1, 4, 4), progress=False)
     assert resolve_metrics("fid,precision,clip,bpd") == ["fid", "prdc", "clip_score", "clip_fd", "nll"]
