@@ -120,21 +120,42 @@ def run(args) -> int:
         source = SamplesModel.from_path(args.samples)
     else:
         source = args.model
+    # under torchrun: join the process group; every rank samples and extracts its share,
+    # rank 0 computes the metrics, prints and stores the one Record
+    import torch
+
+    from .. import distributed as D
+
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    distributed = D.init_from_env(device)
+    try:
+        _score_and_print(evaluate, source, args, metrics, options, D.local_device(device))
+    finally:
+        if distributed:
+            D.shutdown()
+    return 0
+
+
+def _score_and_print(evaluate, source, args, metrics, options, device) -> None:
+    from .. import distributed as D
+
     rec = evaluate(
         source, args.dataset, metrics=metrics, n=args.n, split=args.split, ref=args.ref,
-        n_ref=args.n_ref, seed=args.seed, device=args.device, batch_size=args.batch_size, extractor=args.extractor,
+        n_ref=args.n_ref, seed=args.seed, device=device, batch_size=args.batch_size, extractor=args.extractor,
         inception_weights=args.inception_weights, store=None, model_name=args.name, family=args.family,
         progress=not args.no_progress and not getattr(args, "json", False), kid_subsets=args.kid_subsets,
         kid_subset_size=args.kid_subset_size, checkpoint=args.checkpoint, data_dir=args.data_dir,
         cache=False if args.no_cache else None, clip_model=args.clip_model, clip_pretrained=args.clip_pretrained,
         **options,
     )
+    if not D.is_main():
+        return
     rec.config["cli_args"] = {k: v for k, v in vars(args).items() if k != "func"}
     if args.store:
         RecordStore(args.store).append(rec)
     if getattr(args, "json", False):
         print(json.dumps(rec.to_dict(), indent=2, sort_keys=True, default=str, allow_nan=True))
-        return 0
+        return
     head = (f"{rec.model} on {rec.dataset}:{rec.split}  n={rec.n_samples}  seed={rec.seed}  device={rec.device}  "
             f"wall {rec.wall_time_s:.1f} s")
     print(head)
@@ -143,4 +164,3 @@ def run(args) -> int:
         print(f"note: {note}")
     if args.store:
         print(f"record {rec.record_id} appended to {args.store}")
-    return 0
