@@ -131,3 +131,27 @@ def test_stats_summarises_seeds(tmp_path, capsys):
     assert main(["stats", str(store), "--metrics", "fid"]) == 0
     assert "rand" in capsys.readouterr().out
     assert main(["stats", str(tmp_path / "nope.jsonl")]) == 3
+
+
+@pytest.mark.slow
+def test_score_inception_end_to_end_tiny(tmp_path, monkeypatch, offline_dir, capsys):
+    """The one Inception call of these tests: 4 real CIFAR-10 images against 4 others, offline weights."""
+    import hashlib
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("DGMBENCH_OFFLINE", "1")
+    with np.load(offline_dir / "cifar10-subset" / "cifar10_test_first1000.npz") as z:
+        data = z["data"][:8].reshape(8, 3, 32, 32)
+    np.savez(tmp_path / "gen.npz", images=data[:4])
+    np.savez(tmp_path / "real.npz", images=data[4:])
+    rc = main(["--json", "score", "--samples", str(tmp_path / "gen.npz"), "--dataset", f"npz:{tmp_path / 'real.npz'}",
+               "--metrics", "fid,is", "--fid-bootstrap", "0", "--device", "cpu"])
+    assert rc == 0
+    rec = json.loads(capsys.readouterr().out)
+    fid, isc = rec["metrics"]["fid"], rec["metrics"]["is"]
+    from dgmbench.features.inception import converted_weights_path
+
+    assert fid["extractor"] == "inception" and fid["value"] > 0 and fid["n"] == 4
+    assert fid["extractor_sha256"] == hashlib.sha256(converted_weights_path().read_bytes()).hexdigest()
+    assert fid["resize"] and "below the feature dimension" in fid["note"]
+    assert isc["value"] is None and "Inception weights" in isc["note"]  # the offline weights have no logits
