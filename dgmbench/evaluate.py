@@ -50,7 +50,7 @@ import torch
 from .data.base import DataSplit
 from .errors import DataError, ModelError, UsageError, suggest
 from .results import MetricValue, Record, RecordStore, git_revision
-from .validation import as_tensor, check_samples
+from .validation import as_image_tensor, as_tensor, check_samples
 
 # --- metric names ---------------------------------------------------------------------------
 
@@ -746,8 +746,8 @@ def resolve_model(obj: Any, *, checkpoint: str | None = None, device: str | torc
         return SamplesModel(obj.data, obj.labels, name=obj.name), f"DataSplit {obj.name}"
     if isinstance(obj, torch.Tensor | np.ndarray):
         t = as_tensor(obj)
-        if t.dtype == torch.uint8:
-            t = t.float() / 255.0
+        # images: uint8 -> [0, 1], (N, H, W) -> (N, 1, H, W), NHWC -> NCHW (and range-checked); points as given
+        t = as_image_tensor(t, name="samples") if t.ndim in (3, 4) else (t.float() / 255.0 if t.dtype == torch.uint8 else t)
         return SamplesModel(t, name="tensor"), "tensor"
     if isinstance(obj, str | os.PathLike):
         spec = os.fspath(obj)

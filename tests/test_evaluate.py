@@ -210,6 +210,11 @@ def test_sources_store_and_import_string(tmp_path, monkeypatch):
                    fid_bootstrap=0)
     rec_t = evaluate(samples, "digits", metrics="fid", extractor="raw", progress=False, fid_bootstrap=0)
     assert rec.value("fid") == pytest.approx(rec_t.value("fid"), rel=1e-6)
+    u8 = (samples * 255).round().to(torch.uint8)
+    nhwc = evaluate(u8.permute(0, 2, 3, 1).numpy(), "digits", metrics="fid", extractor="raw", progress=False,
+                    fid_bootstrap=0)  # uint8 NHWC arrays are accepted (scaled by 1/255)
+    assert nhwc.value("fid") == pytest.approx(evaluate(u8.float() / 255, "digits", metrics="fid", extractor="raw",
+                                                       progress=False, fid_bootstrap=0).value("fid"), rel=1e-9)
     assert rec.n_samples == 120 and store.load()[0].value("fid") == rec.value("fid")
     (tmp_path / "mygen.py").write_text(textwrap.dedent("""
         import torch
