@@ -20,9 +20,11 @@ def save_checkpoint(path: str, state: dict[str, Any]) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
-    os.close(fd)
     try:
-        torch.save(state, tmp)
+        # save through the file object: torch.save(state, PATH) names the zip's root folder after
+        # the (random) temporary file name, so equal states would give different bytes and hashes
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
