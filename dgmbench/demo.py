@@ -1,28 +1,54 @@
 """``python -m dgmbench.demo`` (what ``make demo`` runs): the digits leaderboard, then the report.
 
-Runs ``dgmbench table --dataset digits`` (trains or loads the seven families' ``digits``
-presets, scores them on the digits classifier's features, writes ``leaderboards/digits.*``)
-and then ``dgmbench report --dataset digits`` (``reports/digits.html`` and ``.md``),
-printing both commands' real output and the wall time. Extra arguments go to
-``dgmbench table`` (e.g. ``--seeds 1``). A second run reuses the cached checkpoints and
-evaluations in ``runs/`` and takes seconds.
+Runs ``dgmbench table --dataset digits`` (trains or loads every family's ``digits`` preset,
+scores it on the digits classifier's features, writes ``leaderboards/digits.{csv,md,jsonl}``)
+and then ``dgmbench report --dataset digits`` (``reports/digits.html`` and ``.md``), printing
+both commands' real output and the wall time. A second run reuses the cached checkpoints
+and evaluations in ``runs/`` and takes seconds.
+
+Options select less or other work (``--seeds``, ``--families``, ``--preset``, ``--steps``)
+or other folders (``--out``, ``--runs-dir``, ``--reports``).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
-TABLE = ["table", "--dataset", "digits"]
-REPORT = ["report", "--dataset", "digits"]
+DEFAULT_SEEDS = 3
+
+
+def build_commands(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The two CLI invocations the demo runs."""
+    table = ["table", "--dataset", "digits", "--seeds", str(args.seeds)]
+    for opt, val in (("--preset", args.preset), ("--families", args.families), ("--steps", args.steps),
+                     ("--out", args.out if args.out != "leaderboards" else None),
+                     ("--runs-dir", args.runs_dir if args.runs_dir != "runs" else None)):
+        if val is not None:
+            table += [opt, str(val)]
+    if args.no_progress:
+        table.append("--no-progress")
+    name = args.preset or "digits"
+    report = ["report", "--dataset", name, "--leaderboards", args.out, "--out", args.reports]
+    return table, report
 
 
 def main(argv: list[str] | None = None) -> int:
     from .cli import main as cli_main
 
-    extra = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(prog="python -m dgmbench.demo", description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help=f"seeds per family (default: {DEFAULT_SEEDS})")
+    p.add_argument("--families", help="comma-separated families (default: all)")
+    p.add_argument("--preset", help="preset (default: digits)")
+    p.add_argument("--steps", type=int, help="override the presets' training steps")
+    p.add_argument("--out", default="leaderboards", help="leaderboard folder (default: leaderboards/)")
+    p.add_argument("--runs-dir", default="runs", help="checkpoints and state (default: runs/)")
+    p.add_argument("--reports", default="reports", help="report folder (default: reports/)")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
     t0 = time.perf_counter()
-    for cmd in (TABLE + extra, REPORT):
+    for cmd in build_commands(args):
         print(f"$ dgmbench {' '.join(cmd)}", flush=True)
         t = time.perf_counter()
         rc = cli_main(cmd)
@@ -30,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         if rc:
             print(f"demo: 'dgmbench {' '.join(cmd)}' failed with exit code {rc}", file=sys.stderr)
             return rc
-    print(f"demo finished in {time.perf_counter() - t0:.0f} s: leaderboards/digits.md, reports/digits.html")
+    name = args.preset or "digits"
+    print(f"demo finished in {time.perf_counter() - t0:.0f} s: {args.out}/{name}.md, {args.reports}/{name}.html")
     return 0
 
 

@@ -282,3 +282,20 @@ def test_aggregates_match_numpy():
     assert df.loc[0, "fid"] == pytest.approx(np.mean(vals), rel=1e-12)
     assert df.loc[0, "fid_std"] == pytest.approx(np.std(vals, ddof=1), rel=1e-12)
     assert df.loc[0, "runs"] == 4 and df.loc[0, "diverged"] == 1
+
+
+def test_demo_runs_table_then_report(tmp_path, home, monkeypatch, capsys):
+    from baselines import registry
+    from dgmbench import demo
+
+    monkeypatch.setitem(registry.FAMILIES, "fake", fake.MODULE)
+    rc = demo.main(["--families", "fake", "--preset", "digits-tiny", "--seeds", "1", "--steps", "10",
+                    "--out", str(tmp_path / "lb"), "--runs-dir", str(tmp_path / "runs"),
+                    "--reports", str(tmp_path / "rep"), "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "$ dgmbench table --dataset digits --seeds 1" in out and "$ dgmbench report --dataset digits-tiny" in out
+    assert (tmp_path / "lb" / "digits-tiny.md").exists()
+    html = (tmp_path / "rep" / "digits-tiny.html").read_text()
+    assert "fake" in html and "data:image/png;base64," in html
+    assert "demo finished" in out
