@@ -103,6 +103,7 @@ class EvalOptions:
     kid_subsets: int = 100
     kid_subset_size: int | None = None  # None: min(1000, min(n, n_ref) // 2)
     fid_bootstrap: int = 10  # bootstrap replicates for FID's interval (0: none)
+    fid_inf: bool = False  # also report FID-infinity (Chong & Forsyth 2020) as "fid_inf"
     prdc_k: int = 3
     is_splits: int = 10
     mmd_bandwidth: float | None = None  # None: median heuristic
@@ -279,7 +280,7 @@ class Evaluator:
         if self.extractor is not None:
             fo = self.extractor.feature_output
             if self._needs("kid", "prdc") or (self._needs("mmd") and o.mmd_on == "features") or \
-                    (self._needs("fid") and o.fid_bootstrap > 1):
+                    (self._needs("fid") and (o.fid_bootstrap > 1 or o.fid_inf)):
                 keep.add((self.extractor.name, fo))
             lo = getattr(self.extractor, "logits_output", None)
             if lo and self._needs("is"):
@@ -491,6 +492,10 @@ class Evaluator:
                     warnings.warn(str(w.message), stacklevel=2)
                 mv.extra["n_ref"] = n_ref
                 add(mv)
+                if o.fid_inf:
+                    from .metrics.fid import fid_infinity
+
+                    add(fid_infinity(feats[key], ref_stats[fo], seed=self.seed, **prov))
             if self._needs("kid"):
                 from .metrics.kid import kid
 

@@ -135,13 +135,15 @@ def test_evaluator_update_compute_matches_evaluate():
 def test_toy_mode_coverage_mmd_kde():
     good = get_dataset("ring8", "train").data[:1000]
     collapsed = get_dataset("ring8", "train").data[:1000] * 0 + torch.tensor([1.0, 0.0])
-    rg = evaluate(good, "ring8", metrics="mode_coverage,mmd,kde", progress=False)
+    rg = evaluate(good, "ring8", metrics="mode_coverage,mmd,kde,fid", progress=False, fid_inf=True)
     rc = evaluate(collapsed, "ring8", metrics="mode_coverage,mmd", progress=False)
     assert rg.value("modes_captured") == 8 and rg.value("hq_fraction") > 0.99
     assert rc.value("modes_captured") == 1 and rc.value("mode_rkl") == pytest.approx(math.log(8))
     assert abs(rg.value("mmd")) < 3 * rg.metrics["mmd"].std and rc.value("mmd") > 0.1
     assert rg.metrics["kde_ll"].kind == "estimate" and "kde_bpd" not in rg.metrics  # no bits/dim for points
     assert rg.metrics["mmd"].extractor == "raw"
+    # same distribution: FID-infinity extrapolates the finite-n bias away (|fid_inf| well below fid)
+    assert abs(rg.value("fid_inf")) < rg.value("fid") and "slope" in rg.metrics["fid_inf"].extra
 
 
 def test_likelihood_and_speed_with_a_model():

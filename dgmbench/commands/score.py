@@ -52,6 +52,7 @@ def add_parser(sub) -> None:
     p.add_argument("--kid-subsets", type=int, default=100)
     p.add_argument("--kid-subset-size", type=int, help="default: min(1000, n // 2)")
     p.add_argument("--fid-bootstrap", type=int, default=10, help="bootstrap replicates for FID's interval (0: none)")
+    p.add_argument("--fid-inf", action="store_true", help="also report FID-infinity (1/N extrapolation) as fid_inf")
     p.add_argument("--prdc-k", type=int, default=3, help="k of the k-NN manifolds (default 3)")
     p.add_argument("--mmd-bandwidth", type=float, help="RBF sigma (default: median heuristic)")
     p.add_argument("--mmd-permutations", type=int, default=0, help="permutation-test p-value with this many permutations")
@@ -111,7 +112,7 @@ def run(args) -> int:
     if args.n is not None and args.n < 1:
         raise UsageError(f"-n must be positive, got {args.n}")
     metrics = args.metrics or _default_metrics(args.dataset)
-    options = {"fid_bootstrap": args.fid_bootstrap, "prdc_k": args.prdc_k, "mmd_bandwidth": args.mmd_bandwidth,
+    options = {"fid_bootstrap": args.fid_bootstrap, "fid_inf": args.fid_inf, "prdc_k": args.prdc_k, "mmd_bandwidth": args.mmd_bandwidth,
                "mmd_permutations": args.mmd_permutations, "mmd_on": args.mmd_on, "clip_w": args.clip_w,
                "speed_batch_size": args.speed_batch_size}
     if args.samples:

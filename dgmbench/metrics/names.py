@@ -19,6 +19,7 @@ class MetricSpec:
 
 _SPECS = [
     MetricSpec("fid", False, "", "FID"),
+    MetricSpec("fid_inf", False, "", "FID-infinity (1/N extrapolation)"),
     MetricSpec("kid", False, "", "KID"),
     MetricSpec("is", True, "", "Inception Score"),
     MetricSpec("precision", True, "fraction", "precision"),
