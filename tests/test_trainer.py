@@ -165,7 +165,7 @@ def test_sigkill_during_training_leaves_a_readable_checkpoint(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE)
     try:
-        deadline = time.time() + 60
+        deadline = time.time() + 180
         while time.time() < deadline:
             if os.path.exists(ckpt):
                 try:
