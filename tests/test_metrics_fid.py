@@ -78,10 +78,25 @@ def test_closed_form_scalar_multiple_covariances():
     assert abs(frechet_distance(np.ones(20), s1, np.ones(20), s1).value) < 1e-8 * np.trace(s1)
 
 
+def test_cholesky_and_eigh_routes_agree():
+    from dgmbench.metrics.fid import PsdFactor, factor_psd, sqrtm_psd
+
+    f1, f2 = _features(300, 40, 11), _features(300, 40, 12, shift=0.1, scale=1.4)
+    a, b = stats_from_features(f1), stats_from_features(f2)
+    fac = factor_psd(a.cov)
+    assert fac.method == "cholesky"
+    via_eigh = frechet_distance(a.mean, a.cov, b.mean, b.cov, factor1=PsdFactor(sqrtm_psd(a.cov)[0], 0.0, "eigh"))
+    via_chol = frechet_distance(a.mean, a.cov, b.mean, b.cov)
+    assert via_chol.factorisation == "cholesky" and via_chol.value == pytest.approx(via_eigh.value, rel=1e-10)
+    # a singular covariance (n < d) cannot be Cholesky-factored: the eigh square root is used
+    small = stats_from_features(_features(20, 40, 13))
+    assert factor_psd(small.cov).method == "eigh"
+
+
 def test_clamped_mass_reported_for_indefinite_input():
     s = np.diag([1.0, 2.0, -0.5])  # not PSD: a corrupted covariance
     res = frechet_distance(np.zeros(3), s, np.zeros(3), np.eye(3))
-    assert res.clamped_mass == pytest.approx(0.5)
+    assert res.clamped_mass == pytest.approx(0.5) and res.factorisation == "eigh"
 
 
 def test_small_n_warns():

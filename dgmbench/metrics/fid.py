@@ -4,14 +4,16 @@
 
 computed in float64 with the *symmetric* formulation
 
-    tr((S1 S2)^{1/2}) = sum_i sqrt(lambda_i(sqrt(S1) S2 sqrt(S1)))
+    tr((S1 S2)^{1/2}) = sum_i sqrt(lambda_i(sqrt(S1) S2 sqrt(S1))) = sum_i sqrt(lambda_i(F^T S2 F))
 
-where sqrt(S1) comes from ``eigh`` (eigenvalues of S1 clamped at 0) and the eigenvalues
-lambda_i of the symmetric PSD matrix sqrt(S1) S2 sqrt(S1) come from ``eigvalsh``; negative
-lambda_i (round-off) are clamped to 0 and the clamped mass (sum of |negative eigenvalues|
-of both decompositions) is reported. This equals torch-fidelity's / pytorch-fid's value
-(``eigvals(S1 S2)`` / ``sqrtm``) for PSD covariances, is real by construction, and needs two
-symmetric eigendecompositions instead of a Schur decomposition.
+for any factor S1 = F F^T (F^T S2 F is orthogonally similar to sqrt(S1) S2 sqrt(S1)). F is
+the Cholesky factor when S1 is numerically positive definite (the usual case, n > d), else
+sqrt(S1) from ``eigh`` with negative eigenvalues clamped to 0. The eigenvalues lambda_i of
+the symmetric PSD matrix come from ``eigvalsh``; negative lambda_i (round-off) are clamped to
+0 and the clamped mass (sum of |negative eigenvalues| of both steps) is reported. This
+equals torch-fidelity's / pytorch-fid's value (``eigvals(S1 S2)`` / ``sqrtm``) for PSD
+covariances, is real by construction, and needs one Cholesky and one symmetric eigenvalue
+computation instead of a non-symmetric eigen- or Schur decomposition.
 
 Covariances are unbiased (ddof = 1), as in torch-fidelity and pytorch-fid. When the number
 of samples is below the feature dimension the covariance is singular and FID is strongly
@@ -39,8 +41,9 @@ class FrechetResult:
     value: float
     mean_term: float  # ||mu1 - mu2||^2
     trace_term: float  # tr(S1) + tr(S2) - 2 tr((S1 S2)^{1/2})
-    clamped_mass: float  # sum of |negative eigenvalues| clamped to 0 (S1 and sqrt(S1) S2 sqrt(S1))
+    clamped_mass: float  # sum of |negative eigenvalues| clamped to 0 (S1 and F^T S2 F)
     dim: int
+    factorisation: str = "cholesky"  # how S1 = F F^T was factored ("cholesky" or "eigh")
 
 
 @dataclass
@@ -116,30 +119,58 @@ def sqrtm_psd(s: torch.Tensor) -> tuple[torch.Tensor, float]:
     return (v * w.clamp_min(0).sqrt()) @ v.T, neg
 
 
-def trace_sqrt_product(s1: torch.Tensor, s2: torch.Tensor, sqrt_s1: torch.Tensor | None = None) -> tuple[float, float]:
-    """tr((S1 S2)^{1/2}) = sum sqrt(eigvals(sqrt(S1) S2 sqrt(S1))) and the clamped mass."""
-    clamped = 0.0
-    if sqrt_s1 is None:
-        sqrt_s1, clamped = sqrtm_psd(s1)
-    m = sqrt_s1 @ s2 @ sqrt_s1
+@dataclass
+class PsdFactor:
+    """F with F F^T = S: a Cholesky factor when S is positive definite, else the eigh square root."""
+
+    f: torch.Tensor
+    clamped: float  # |negative eigenvalues| clamped to 0 (eigh route only)
+    method: str  # "cholesky" or "eigh"
+
+
+def factor_psd(s: torch.Tensor) -> PsdFactor:
+    """Factor a covariance S = F F^T (float64).
+
+    Cholesky (d^3/3 flops) is tried first; when S is not numerically positive definite
+    (n <= d, duplicated features) the square root from ``eigh`` with negative eigenvalues
+    clamped to 0 is used. Both give the same eigenvalues of F^T S2 F (= those of
+    sqrt(S1) S2 sqrt(S1), orthogonally similar), so the choice changes speed, not the value.
+    """
+    s = (s + s.T) / 2
+    chol, info = torch.linalg.cholesky_ex(s)
+    if int(info) == 0 and bool(torch.isfinite(chol).all()):
+        return PsdFactor(chol, 0.0, "cholesky")
+    root, neg = sqrtm_psd(s)
+    return PsdFactor(root, neg, "eigh")
+
+
+def trace_sqrt_product(s1: torch.Tensor, s2: torch.Tensor, factor1: PsdFactor | None = None) -> tuple[float, float]:
+    """tr((S1 S2)^{1/2}) = sum sqrt(eigvals(F^T S2 F)) with S1 = F F^T, and the clamped mass."""
+    if factor1 is None:
+        factor1 = factor_psd(s1)
+    f = factor1.f
+    m = f.T @ s2 @ f
     m = (m + m.T) / 2
     lam = torch.linalg.eigvalsh(m)
-    clamped += float(-lam[lam < 0].sum())
+    clamped = factor1.clamped + float(-lam[lam < 0].sum())
     return float(lam.clamp_min(0).sqrt().sum()), clamped
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2, *, sqrt_sigma1: torch.Tensor | None = None) -> FrechetResult:
+def frechet_distance(mu1, sigma1, mu2, sigma2, *, factor1: PsdFactor | None = None) -> FrechetResult:
     """Frechet distance of N(mu1, sigma1) and N(mu2, sigma2), float64, symmetric formulation.
 
-    ``sqrt_sigma1`` may pass a precomputed sqrt(sigma1) (e.g. of fixed reference statistics).
+    ``factor1`` may pass a precomputed :func:`factor_psd` of sigma1 (e.g. of fixed reference
+    statistics, reused across bootstrap replicates).
     """
     mu1, s1, mu2, s2 = _t64(mu1), _t64(sigma1), _t64(mu2), _t64(sigma2)
     _check_pair(mu1, s1, mu2, s2)
+    if factor1 is None:
+        factor1 = factor_psd(s1)
     diff = mu1 - mu2
     mean_term = float(diff @ diff)
-    tr_sqrt, clamped = trace_sqrt_product(s1, s2, sqrt_s1=sqrt_sigma1)
+    tr_sqrt, clamped = trace_sqrt_product(s1, s2, factor1=factor1)
     trace_term = float(torch.trace(s1) + torch.trace(s2)) - 2.0 * tr_sqrt
-    return FrechetResult(mean_term + trace_term, mean_term, trace_term, clamped, int(mu1.shape[0]))
+    return FrechetResult(mean_term + trace_term, mean_term, trace_term, clamped, int(mu1.shape[0]), factor1.method)
 
 
 def _small_n_note(n: int, d: int, which: str) -> str | None:
@@ -161,7 +192,7 @@ def fid_from_stats(stats_gen, stats_ref, *, name: str = "fid", **mv_kwargs) -> M
         name=name, value=res.value, n=g.n or None, higher_is_better=False,
         note="; ".join(notes) or None,
         extra={"n_ref": r.n or None, "dim": d, "mean_term": res.mean_term, "trace_term": res.trace_term,
-               "clamped_eigenvalue_mass": res.clamped_mass},
+               "clamped_eigenvalue_mass": res.clamped_mass, "factorisation": res.factorisation},
         **mv_kwargs,
     )
 
@@ -200,12 +231,12 @@ def fid_from_features(
     if g.n and g.n != f.shape[0]:
         raise DataError(f"stats_gen holds {g.n} samples but {f.shape[0]} features were given")
     _check_pair(r.mean, r.cov, g.mean, g.cov)
-    sqrt_r, clamped_r = sqrtm_psd(r.cov)
-    res = frechet_distance(r.mean, r.cov, g.mean, g.cov, sqrt_sigma1=sqrt_r)
+    fac_r = factor_psd(r.cov)
+    res = frechet_distance(r.mean, r.cov, g.mean, g.cov, factor1=fac_r)
     d = res.dim
     notes = [m for m in (_small_n_note(g.n, d, "generated"), _small_n_note(r.n, d, "reference")) if m]
     extra = {"n_ref": r.n or None, "dim": d, "mean_term": res.mean_term, "trace_term": res.trace_term,
-             "clamped_eigenvalue_mass": res.clamped_mass + clamped_r}
+             "clamped_eigenvalue_mass": res.clamped_mass, "factorisation": res.factorisation}
     ci_low = ci_high = std = None
     if bootstrap and bootstrap > 1:
         gen = torch.Generator().manual_seed(int(seed))
@@ -218,7 +249,7 @@ def fid_from_features(
             mu = (w @ f) / n
             c = f - mu
             cov = (c.T * w) @ c / (n - 1)
-            vals.append(frechet_distance(r.mean, r.cov, mu, cov, sqrt_sigma1=sqrt_r).value)
+            vals.append(frechet_distance(r.mean, r.cov, mu, cov, factor1=fac_r).value)
         v = np.asarray(vals)
         from scipy.stats import norm
 
@@ -251,13 +282,13 @@ def fid_infinity(
     r = as_stats(stats_ref) if not isinstance(stats_ref, torch.Tensor | np.ndarray) else stats_from_features(stats_ref)
     n = f.shape[0]
     sizes = np.linspace(max(int(min_fraction * n), 2), n, num_points).astype(int)
-    sqrt_r, _ = sqrtm_psd(r.cov)
+    fac_r = factor_psd(r.cov)
     gen = torch.Generator().manual_seed(int(seed))
     vals = []
     for m in sizes:
         idx = torch.randperm(n, generator=gen)[: int(m)]
         s = stats_from_features(f[idx])
-        vals.append(frechet_distance(r.mean, r.cov, s.mean, s.cov, sqrt_sigma1=sqrt_r).value)
+        vals.append(frechet_distance(r.mean, r.cov, s.mean, s.cov, factor1=fac_r).value)
     x = 1.0 / sizes.astype(np.float64)
     slope, intercept = np.polyfit(x, np.asarray(vals), 1)
     return MetricValue(name=name, value=float(intercept), n=int(n), higher_is_better=False,
@@ -267,4 +298,4 @@ def fid_infinity(
 
 
 __all__ = ["FrechetResult", "GaussianStats", "as_stats", "fid_from_features", "fid_from_stats", "fid_infinity",
-           "frechet_distance", "sqrtm_psd", "stats_from_features"]
+           "PsdFactor", "factor_psd", "frechet_distance", "sqrtm_psd", "stats_from_features"]
