@@ -23,8 +23,8 @@ The second runs every case in its own ``spawn`` subprocess with ``--threads`` BL
 threads (default 1: on a shared CPU an oversubscribed multi-threaded LAPACK call can be 100x
 slower than its single-threaded time, which would measure the neighbours, not the code) and
 reports the median wall time and process CPU time over ``DGMBENCH_BENCH_ROUNDS`` rounds
-(default 1) and the peak resident memory the case added on top of its inputs (``ru_maxrss``
-after minus before). Ratios use CPU time, which contention from other processes barely changes
+(default 1) and the peak resident memory the case added on top of its inputs (VmRSS polled
+every 2 ms during the call, minus VmRSS before it). Ratios use CPU time, which contention from other processes barely changes
 when single-threaded. Environment: ``DGMBENCH_BENCH_PRC_N``
 (default 10000), ``DGMBENCH_BENCH_KID_SUBSETS`` (default 100), ``DGMBENCH_BENCH_CASES``
 (comma-separated case names to run).
@@ -173,22 +173,54 @@ if pytest is not None:
 
 
 # --- script mode: time + peak memory per case in fresh processes -----------------------------------
+def _rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class _PeakRss:
+    """Polls the resident set size every 2 ms in a thread; ``peak`` is the maximum seen (KiB)."""
+
+    def __enter__(self):
+        import threading
+
+        self.peak, self._stop = _rss_kib(), False
+
+        def poll():
+            while not self._stop:
+                self.peak = max(self.peak, _rss_kib())
+                time.sleep(0.002)
+
+        self._t = threading.Thread(target=poll, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop = True
+        self._t.join()
+        self.peak = max(self.peak, _rss_kib())
+
+
 def _run_case(name: str, rounds: int) -> dict:
-    import resource
+    import gc
 
     group, make, fn = CASES[name]
     args = make()
-    before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    times, cpu, value = [], [], None
+    gc.collect()
+    times, cpu, value, extra = [], [], None, 0
     for _ in range(rounds):
-        t0, c0 = time.perf_counter(), time.process_time()
-        value = fn(*args)
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    after_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        before = _rss_kib()
+        with _PeakRss() as peak:
+            t0, c0 = time.perf_counter(), time.process_time()
+            value = fn(*args)
+            times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+        extra = max(extra, peak.peak - before)
     return {"case": name, "group": group, "seconds": statistics.median(times), "cpu_seconds": statistics.median(cpu),
-            "times": times, "value": value, "threads": torch.get_num_threads(),
-            "peak_extra_mib": max(after_kb - before_kb, 0) / 1024}
+            "times": times, "value": value, "threads": torch.get_num_threads(), "peak_extra_mib": extra / 1024}
 
 
 def _worker(name: str, rounds: int, threads: int, queue) -> None:
