@@ -317,7 +317,9 @@ def run_table(cfg: TableConfig, *, evaluate_fn: Callable[..., Record] | None = N
                             "n": cfg.n, "seed": job.seed, "extractor": cfg.extractor, "code": ecode})
         done = log.find("eval_done", eval_key)
         if done is not None and os.path.exists(job.checkpoint):
-            records.append(Record.from_dict(done["record"]))
+            rec = Record.from_dict(done["record"])
+            rec.config.setdefault("table", {})["command"] = cfg.command  # the command of this table
+            records.append(rec)
             result.reused.append((job.family, job.seed))
             bar.update(1)
             continue
