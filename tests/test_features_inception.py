@@ -118,6 +118,10 @@ def test_logits_need_full_weights(extractor, images):
     with pytest.raises(WeightsMissingError, match="Inception Score needs the full torch-fidelity") as ei:
         extractor.extract(images[:1], outputs=["pool", "logits_unbiased"])
     assert "weights-inception-2015-12-05-6726825d.pth" in str(ei.value) and "--inception-weights" in str(ei.value)
+    from dgmbench.features import feature_pass
+
+    with pytest.raises(WeightsMissingError, match="Inception Score needs"):  # checked before any image is processed
+        feature_pass({extractor: ["pool", "logits_unbiased"]}, images)
 
 
 def test_user_weights_with_classifier_give_unbiased_logits(extractor, images, torchscript_pool, tmp_path):

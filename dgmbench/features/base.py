@@ -1,7 +1,7 @@
 """Feature-extractor interface shared by Inception, CLIP, the domain classifiers and raw pixels.
 
 An extractor maps float images in [0, 1] (N, C, H, W) to named feature tensors, e.g.
-``{"pool": (N, 2048), "logits": (N, 1008)}`` for Inception. Its ``sha256`` identifies the
+``{"pool": (N, 2048), "logits_unbiased": (N, 1008)}`` for Inception. Its ``sha256`` identifies the
 weights (it is written into every Record and into the reference-statistics cache key), and
 ``resize`` names the resize mode applied before the network (e.g.
 'torch-fidelity-bilinear-299').

@@ -48,7 +48,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import WeightsMissingError
+from ..errors import UsageError, WeightsMissingError
 from ..units import to_uint8
 from .cache import atomic_torch_save, dgmbench_home
 
@@ -321,7 +321,8 @@ class InceptionExtractor:
             parts.append("tf32" if tf32 else "no-tf32")
         self.config_id = "+".join(parts)
 
-    def _check_outputs(self, outputs: Sequence[str]) -> list[str]:
+    def check_outputs(self, outputs: Sequence[str]) -> list[str]:
+        """The requested outputs, or WeightsMissingError for logits without the classifier weights."""
         outs = list(outputs)
         if "logits_unbiased" in outs and not self.has_logits:
             raise WeightsMissingError(
@@ -332,7 +333,7 @@ class InceptionExtractor:
             )
         bad = [o for o in outs if o not in ("pool", "logits_unbiased")]
         if bad:
-            raise ValueError(f"Inception has no output(s) {bad}; it provides {list(self.outputs)}")
+            raise UsageError(f"Inception has no output(s) {bad}; it provides {list(self.outputs)}")
         return outs
 
     @staticmethod
@@ -344,7 +345,7 @@ class InceptionExtractor:
         return x.contiguous()
 
     def extract(self, images: torch.Tensor, outputs: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-        outs = self._check_outputs(self.outputs if outputs is None else outputs)
+        outs = self.check_outputs(self.outputs if outputs is None else outputs)
         x = self.to_uint8_rgb(images.to(self.device))
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

@@ -1,7 +1,7 @@
 """Extractor registry and the single feature pass.
 
 - :func:`get_extractor` builds an extractor by name: ``inception`` (torch-fidelity's
-  Inception-v3, FID features 'pool' and, with the full weights, IS 'logits'), ``clip``
+  Inception-v3, FID features 'pool' and, with the full weights, IS 'logits_unbiased'), ``clip``
   (open_clip image embeddings), ``classifier-digits`` / ``classifier-mnist`` (dgmbench's
   small domain classifiers, 'features' and 'logits'), ``raw`` (flattened pixels/points).
 - :func:`default_extractor` says which extractor a dataset's metrics use by default.
@@ -29,7 +29,7 @@ from .stats import StreamingStats
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 EXTRACTORS = {
-    "inception": "torch-fidelity Inception-v3 (FID network): 'pool' 2048-d, 'logits' 1008-d when full weights exist",
+    "inception": "torch-fidelity Inception-v3 (FID network): 'pool' 2048-d, 'logits_unbiased' 1008-d with full weights",
     "clip": "open_clip image encoder: 'clip' L2-normalised embeddings (model_name=, pretrained=)",
     "classifier-digits": "dgmbench CNN trained on the 8x8 digits: 'features' (penultimate) and 'logits'",
     "classifier-mnist": "dgmbench CNN trained on MNIST: 'features' (penultimate) and 'logits'",
@@ -197,12 +197,12 @@ def feature_pass(
     request = _normalise_request(extractors)
     all_keys = [(e.name, o) for e, outs in request for o in outs]
     for ext, outs in request:
+        check = getattr(ext, "check_outputs", None)
+        if check is not None:
+            check(outs)  # e.g. Inception logits without the classifier weights -> WeightsMissingError
         bad = [o for o in outs if o not in ext.outputs]
         if bad:
-            raise UsageError(
-                f"extractor '{ext.name}' has no output(s) {bad}; it provides {list(ext.outputs)}"
-                + (" (the Inception logits need the full torch-fidelity weights)" if ext.name == "inception" else "")
-            )
+            raise UsageError(f"extractor '{ext.name}' has no output(s) {bad}; it provides {list(ext.outputs)}")
     keep_set = set(all_keys) if keep is None else set(keep)
     stats_set = set() if stats is None else set(stats)
     unknown = (keep_set | stats_set) - set(all_keys)
