@@ -69,6 +69,7 @@ def test_permutation_p_values():
     diff = mmd_rbf(_gauss(60, 2, 0), _gauss(60, 2, 1, 1.5), bandwidth=1.0, permutations=200, seed=0)
     assert same.extra["p_value"] > 0.05
     assert diff.extra["p_value"] == pytest.approx(1 / 201)
+    assert same.extra["perm_statistic"] == pytest.approx(same.value, rel=1e-10)  # the observed split
     again = mmd_rbf(_gauss(60, 2, 0), _gauss(60, 2, 1), bandwidth=1.0, permutations=200, seed=0)
     assert again.extra["p_value"] == same.extra["p_value"]
 
