@@ -6,12 +6,15 @@ makes two values comparable (n, likelihood kind, feature-extractor checksum).
 
 Tolerance. A change *against* the metric's direction is allowed up to::
 
-    allowed = max(abs, rel * |baseline|, unc * sqrt(u_baseline^2 + u_current^2))
+    allowed = max(abs, rel * |baseline|, unc * u)
 
-in the metric's own units, where ``u`` is a value's recorded uncertainty: the CI
-half-width ``(ci_high - ci_low) / 2`` when there is a CI, else ``std`` (a bootstrap /
-subset std, or the spread over seeds when several seeds were aggregated). Unset parts
-count as 0. A worsening ``> allowed`` is REGRESSED (equal is ok); an improvement
+in the metric's own units, where ``u`` is the uncertainty of the difference (see
+:func:`combined_uncertainty`): for single runs, ``sqrt(u_baseline^2 + u_current^2)`` with a
+value's ``u`` its CI half-width ``(ci_high - ci_low) / 2`` when there is a CI, else its
+``std``; for a baseline aggregated over k seeds (value = mean, std = spread over seeds),
+the spread predicts how far a new run can land: ``std * sqrt(1 + 1/k)`` against one
+current run, ``sqrt(std_b^2 / k_b + std_c^2 / k_c)`` against a current mean over seeds.
+Unset parts count as 0. A worsening ``> allowed`` is REGRESSED (equal is ok); an improvement
 ``> allowed`` is reported as improved (never a failure).
 
 Speed. ``samples_per_s`` depends on the machine, so it is compared as a ratio to a fixed
@@ -385,6 +388,26 @@ def uncertainty(ci_low: float | None, ci_high: float | None, std: float | None) 
     return std
 
 
+def _finite(u: float | None) -> float | None:
+    return u if u is not None and math.isfinite(u) else None
+
+
+def combined_uncertainty(e: BaselineEntry, obs: Observed) -> float | None:
+    """Uncertainty of ``current - baseline`` (see the module docstring); None when unknown.
+
+    A seed spread already contains each run's own sampling noise, so when the baseline is a
+    mean over k > 1 seeds the current run's CI is not added on top of it.
+    """
+    k_b, k_c = len(e.seeds), len(obs.seeds)
+    if k_b > 1 and e.ci_low is None and _finite(e.std) is not None:
+        if k_c > 1 and obs.ci_low is None and _finite(obs.std) is not None:
+            return math.sqrt(e.std ** 2 / k_b + obs.std ** 2 / k_c)
+        return e.std * math.sqrt(1.0 + 1.0 / k_b)
+    us = [u for u in (_finite(uncertainty(e.ci_low, e.ci_high, e.std)),
+                      _finite(uncertainty(obs.ci_low, obs.ci_high, obs.std))) if u is not None]
+    return math.sqrt(sum(u * u for u in us)) if us else None
+
+
 def _speed_reference(record: Record, mv: MetricValue) -> float | None:
     ref = mv.extra.get("speed_reference") if mv.extra else None
     if ref is None:
@@ -664,8 +687,7 @@ def _compare_entry(e: BaselineEntry, obs: Observed | None, overrides: dict[str, 
         row.note = f"no value in the current results ({obs.note or 'n/a'})"
         return row
     base, cur = float(e.value), float(obs.value)
-    u_base = uncertainty(e.ci_low, e.ci_high, e.std)
-    u_cur = uncertainty(obs.ci_low, obs.ci_high, obs.std)
+    u = combined_uncertainty(e, obs)
     notes = []
     if e.metric in SPEED_METRICS:
         if e.speed_reference is None or obs.speed_reference is None:
@@ -677,8 +699,7 @@ def _compare_entry(e: BaselineEntry, obs: Observed | None, overrides: dict[str, 
             return row
         # compare machine-independent ratios; show them as "x reference"
         base, cur = base / e.speed_reference, cur / obs.speed_reference
-        u_base = None if u_base is None else u_base / e.speed_reference
-        u_cur = None if u_cur is None else u_cur / obs.speed_reference
+        u = None if u is None else u / e.speed_reference
         row.baseline, row.per_reference = base, True
     row.current = cur
     row.delta = cur - base
@@ -690,8 +711,8 @@ def _compare_entry(e: BaselineEntry, obs: Observed | None, overrides: dict[str, 
     if e.extractor_sha256 and obs.extractor_sha256 and e.extractor_sha256 != obs.extractor_sha256:
         mismatch.append(f"feature extractor weights {e.extractor_sha256[:12]} -> {obs.extractor_sha256[:12]}")
     tol = _override(overrides, e.metric) or e.tolerance
-    row.allowed = tol.allowed(base, u_base, u_cur)
-    row.tolerance = tol.source(base, u_base, u_cur)
+    row.allowed = tol.allowed(base, u)
+    row.tolerance = tol.source(base, u)
     if mismatch:
         row.verdict = INCOMPARABLE
         notes.append("; ".join(mismatch) + ": the values measure different things (rerun with the baseline's "

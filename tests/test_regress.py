@@ -100,6 +100,27 @@ def test_uncertainty_tolerance_uses_ci_half_widths_in_quadrature():
     assert verdicts(compare(base, [rec(fid=cur_bad)]))["fid"] == REGRESSED
 
 
+def test_seed_spread_tolerance_predicts_a_new_run():
+    # baseline: mean of three seeds 9, 10, 14 -> 11, spread s = sqrt(7); a new single run may land
+    # s * sqrt(1 + 1/3) from the mean; with unc=2: allowed = 2 * sqrt(7) * sqrt(4/3) = 6.110...
+    seeds = [rec(seed=s, fid=v) for s, v in zip([0, 1, 2], [9.0, 10.0, 14.0])]
+    base = baseline_from_records(seeds, overrides=parse_tolerances("fid=2u"))
+    e = base.entries[0]
+    assert (e.value, e.seeds) == (pytest.approx(11.0), [0, 1, 2])
+    allowed = 2 * math.sqrt(7.0) * math.sqrt(4.0 / 3.0)
+    # the current run's own CI is not added: the seed spread already contains sampling noise
+    ok = MetricValue("fid", 11.0 + allowed - 1e-3, ci_low=0.0, ci_high=100.0)
+    bad = MetricValue("fid", 11.0 + allowed + 1e-3, ci_low=0.0, ci_high=100.0)
+    c = compare(base, [rec(fid=ok)])
+    assert c.rows[0].allowed == pytest.approx(allowed) and c.rows[0].verdict == OK
+    assert compare(base, [rec(fid=bad)]).rows[0].verdict == REGRESSED
+    # current also a mean over seeds: standard error of the difference of two means
+    cur = [rec(seed=s, fid=v) for s, v in zip([0, 1, 2, 3], [11.0, 12.0, 13.0, 14.0])]  # mean 12.5, s^2 = 5/3
+    c = compare(base, cur)
+    assert c.rows[0].current == pytest.approx(12.5)
+    assert c.rows[0].allowed == pytest.approx(2 * math.sqrt(7.0 / 3 + (5.0 / 3) / 4))
+
+
 def test_largest_tolerance_part_wins():
     tol = Tolerance(abs=0.1, rel=0.05, unc=1.0)
     assert tol.allowed(10.0) == pytest.approx(0.5)  # rel
