@@ -240,6 +240,7 @@ def test_mixture_dataset_reports_mode_coverage(tmp_path, home, monkeypatch):
     (["--dataset", "ring8", "--preset", "digits-tiny", "--families", "fake"], "trains on 'digits'"),
     (["--families", "vea"], "did you mean 'vae'"),
     (["--families", "fake", "--preset", "nope"], "no family can run"),
+    (["--families", "fake", "--preset", "digits-tiny", "--metrics", "fid,precison"], "unknown metric 'precison'"),
 ])
 def test_bad_input_is_a_usage_error(argv, needle, tmp_path, monkeypatch, capsys):
     from baselines import registry

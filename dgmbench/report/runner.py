@@ -304,6 +304,12 @@ def run_table(cfg: TableConfig, *, evaluate_fn: Callable[..., Record] | None = N
         raise UsageError(f"no family can run the '{cfg.preset_name}' preset of {cfg.dataset} "
                          f"({'; '.join(f'{k}: {v}' for k, v in missing.items())})")
     requested = list(cfg.metrics) if cfg.metrics else list(DEFAULT_METRICS[info.kind])
+    try:
+        from ..evaluate import resolve_metrics
+    except ImportError:
+        pass
+    else:
+        resolve_metrics(requested)  # unknown names: UsageError before any training
     jobs = plan_jobs(cfg, families)
     log = StateLog(os.path.join(cfg.runs_dir, STATE_FILE))
     evaluate_fn = evaluate_fn or _default_evaluate()
@@ -390,7 +396,9 @@ def _evaluate_job(job: Job, cfg: TableConfig, train: dict[str, Any], requested: 
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     try:
         record = evaluate_fn(model, cfg.dataset, **kwargs)
-    except DgmbenchError as e:
+    except UsageError:
+        raise  # a bad option is the user's to fix, not a failed run to record
+    except DgmbenchError as e:  # e.g. NaN samples: the run failed, and says why
         table["status"] = "failed"
         table["note"] = str(e).splitlines()[0][:300]
         return Record(model=name, dataset=cfg.dataset, split=cfg.split, family=job.family, seed=job.seed,
