@@ -17,6 +17,15 @@ from dgmbench.metrics.mode_coverage import mode_coverage
 from dgmbench.protocol import GenerativeModel, likelihood_kind, load_model
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks: one intra-op thread is faster and immune to a busy machine; restored after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _tiny_cfg(**kw) -> TrainConfig:
     base = {"steps": 6, "batch_size": 16, "lr": 1e-3, "betas": (0.5, 0.999), "grad_clip": None, "log_every": 1,
             "ckpt_every": 3, "device": "cpu", "seed": 0}

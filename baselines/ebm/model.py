@@ -44,11 +44,13 @@ DEFAULTS: dict[str, Any] = {
     "layers": 3,               # MLP hidden layers
     "act": "silu",
     "spectral_norm": False,
+    "energy_scale": 1.0,       # E = energy_scale * net(input_scale * x) (+ confinement)
+    "input_scale": 1.0,        # MLP only: see baselines.ebm.nets.MLPEnergy
     "prior_std": 4.0,          # points: quadratic confinement of the energy (None: off, no likelihood)
     "init_range": 2.0,         # points: chains start uniform on [-r, r]^D (images: [0, 1])
     "sgld_steps": 20,          # K per training step
     "sgld_step_size": 1.0,     # x <- x - step_size * grad E + noise * N(0, I)
-    "sgld_noise": 0.01,
+    "sgld_noise": 0.01,        # None: sqrt(2 step_size), the Langevin sampler of exp(-E) itself
     "sample_steps": None,      # SGLD steps of sample(); None: sgld_steps
     "sample_init": "noise",    # "noise" or "buffer"
     "buffer_size": 10000,
@@ -86,12 +88,14 @@ class EBM(BaselineModel):
         if arch == "conv":
             if not self.is_image:
                 raise UsageError(f"arch 'conv' needs image data (C, H, W), got shape {self.data_shape}")
-            self.energy_net = ConvEnergy(self.data_shape, cfg["ch"], cfg["act"], cfg["spectral_norm"])
+            self.energy_net = ConvEnergy(self.data_shape, cfg["ch"], cfg["act"], cfg["spectral_norm"],
+                                         energy_scale=cfg["energy_scale"])
         elif arch == "mlp":
             if self.is_image:
                 raise UsageError("arch 'mlp' is for 2-D points; use 'conv' for images")
             self.energy_net = MLPEnergy(math.prod(self.data_shape), cfg["hidden"], cfg["layers"], cfg["act"],
-                                        cfg["spectral_norm"], cfg["prior_std"])
+                                        cfg["spectral_norm"], cfg["prior_std"], cfg["energy_scale"],
+                                        cfg["input_scale"])
         else:
             raise UsageError(f"unknown EBM arch '{arch}' (known: auto, conv, mlp)")
         self.arch = arch
@@ -125,13 +129,18 @@ class EBM(BaselineModel):
         """Energy (N,) of internal-space inputs; density proportional to exp(-E)."""
         return self.energy_net(x_internal)
 
+    @property
+    def sgld_noise(self) -> float:
+        n = self.config["sgld_noise"]
+        return math.sqrt(2 * float(self.config["sgld_step_size"])) if n is None else float(n)
+
     def langevin(self, x: torch.Tensor, steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """SGLD with the configured step size and noise (internal space)."""
         c = self.config
         req = [p.requires_grad for p in self.parameters()]
         self.requires_grad_(False)
         try:
-            return sgld(self.energy, x, steps, float(c["sgld_step_size"]), float(c["sgld_noise"]),
+            return sgld(self.energy, x, steps, float(c["sgld_step_size"]), self.sgld_noise,
                         generator=generator, clamp=self.box)
         finally:
             for p, r in zip(self.parameters(), req):

@@ -2,7 +2,9 @@
 
 - :class:`ConvEnergy`: a small IGEBM/JEM-style convolutional energy for images in [-1, 1]:
   3x3 convolutions, stride-2 downsampling to a base resolution, global sum pooling, linear.
-- :class:`MLPEnergy`: an MLP energy for 2-D points plus an optional quadratic confinement
+- :class:`MLPEnergy`: an MLP energy ``energy_scale * net(input_scale * x)`` for 2-D points
+  (``input_scale > 1`` lets a standard-initialised MLP form features as narrow as the
+  toy mixtures' modes; it counters the MLP's bias towards smooth functions) plus an optional quadratic confinement
   ``|x|^2 / (2 prior_std^2)``, which makes ``exp(-E)`` integrable on R^D (the MLP grows at
   most linearly), so ``log Z`` is finite and AIS has something to estimate.
 """
@@ -30,8 +32,9 @@ def _maybe_sn(layer: nn.Module, use: bool) -> nn.Module:
 
 class ConvEnergy(nn.Module):
     def __init__(self, in_shape: tuple[int, int, int], ch: int = 32, act: str = "silu", spectral_norm: bool = False,
-                 max_ch: int = 256):
+                 max_ch: int = 256, energy_scale: float = 1.0):
         super().__init__()
+        self.energy_scale = float(energy_scale)
         c_in, h, w = in_shape
         layers: list[nn.Module] = [_maybe_sn(nn.Conv2d(c_in, ch, 3, 1, 1), spectral_norm), _act(act)]
         c, side = ch, min(h, w)
@@ -45,12 +48,12 @@ class ConvEnergy(nn.Module):
         self.head = _maybe_sn(nn.Linear(c, 1), spectral_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.net(x).sum((2, 3))).squeeze(1)
+        return self.energy_scale * self.head(self.net(x).sum((2, 3))).squeeze(1)
 
 
 class MLPEnergy(nn.Module):
     def __init__(self, in_dim: int, hidden: int = 128, layers: int = 3, act: str = "silu", spectral_norm: bool = False,
-                 prior_std: float | None = None):
+                 prior_std: float | None = None, energy_scale: float = 1.0, input_scale: float = 1.0):
         super().__init__()
         dims = [in_dim] + [hidden] * layers
         mods: list[nn.Module] = []
@@ -58,9 +61,11 @@ class MLPEnergy(nn.Module):
             mods += [_maybe_sn(nn.Linear(a, b), spectral_norm), _act(act)]
         self.net = nn.Sequential(*mods, _maybe_sn(nn.Linear(dims[-1], 1), spectral_norm))
         self.prior_std = prior_std
+        self.energy_scale = float(energy_scale)
+        self.input_scale = float(input_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        e = self.net(x).squeeze(1)
+        e = self.energy_scale * self.net(self.input_scale * x).squeeze(1)
         if self.prior_std:
             e = e + 0.5 * (x**2).sum(1) / self.prior_std**2
         return e

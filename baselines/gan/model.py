@@ -26,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "gp_weight": 10.0,       # lambda of WGAN-GP
     "n_critic": 1,           # D steps per G step; each uses 1/n_critic of the trainer's batch
     "spectral_norm": False,  # on every D layer
+    "pack": 1,               # PacGAN: D judges packs of this many samples (against mode collapse)
     "g_channels": 64,
     "d_channels": 64,
     "g_norm": "bn",
@@ -57,6 +58,11 @@ class GAN(BaselineModel):
             raise UsageError("a conditional GAN needs a dataset with class labels (num_classes)")
         if int(cfg["n_critic"]) < 1:
             raise UsageError(f"n_critic must be >= 1, got {cfg['n_critic']}")
+        self.pack = int(cfg["pack"])
+        if self.pack < 1:
+            raise UsageError(f"pack must be >= 1, got {cfg['pack']}")
+        if self.pack > 1 and cfg["conditional"]:
+            raise UsageError("packing (PacGAN) is for unconditional GANs; use pack 1 with conditional")
         d_norm = cfg["d_norm"]
         if d_norm == "auto":
             d_norm = "bn" if cfg["loss"] != "wgan-gp" and not cfg["spectral_norm"] else "none"
@@ -73,15 +79,18 @@ class GAN(BaselineModel):
             if not self.is_image:
                 raise UsageError(f"arch 'dcgan' needs image data (C, H, W), got shape {self.data_shape}")
             self.generator = ConvGenerator(self.z_dim, self.data_shape, cfg["g_channels"], cfg["g_norm"], nc)
-            self.discriminator = ConvDiscriminator(self.data_shape, cfg["d_channels"], d_norm, cfg["spectral_norm"], nc)
+            c, h, w = self.data_shape
+            self.discriminator = ConvDiscriminator((c * self.pack, h, w), cfg["d_channels"], d_norm,
+                                                   cfg["spectral_norm"], nc)
         elif arch == "mlp":
             dim = int(torch.Size(self.data_shape).numel())
             self.generator = MLPGenerator(self.z_dim, dim, cfg["hidden"], cfg["layers"], nc)
-            self.discriminator = MLPDiscriminator(dim, cfg["hidden"], cfg["layers"], cfg["spectral_norm"], nc)
+            self.discriminator = MLPDiscriminator(dim * self.pack, cfg["hidden"], cfg["layers"], cfg["spectral_norm"], nc)
         else:
             raise UsageError(f"unknown GAN arch '{arch}' (known: auto, dcgan, mlp)")
         self.arch = arch
-        self.name = f"gan-{arch}-{cfg['loss']}" + ("-sn" if cfg["spectral_norm"] else "") + ("-cond" if nc else "")
+        self.name = (f"gan-{arch}-{cfg['loss']}" + ("-sn" if cfg["spectral_norm"] else "") + ("-cond" if nc else "")
+                     + (f"-pack{self.pack}" if self.pack > 1 else ""))
 
     # --- data <-> internal space ------------------------------------------------------
     def to_internal(self, x: torch.Tensor) -> torch.Tensor:
@@ -94,9 +103,18 @@ class GAN(BaselineModel):
             x = ((x.reshape(x.shape[0], *self.data_shape) + 1) / 2).clamp(0, 1)
         return x
 
+    def packed(self, x_internal: torch.Tensor) -> torch.Tensor:
+        """(N, ...) -> (N / pack, pack * ...): consecutive samples side by side (channels or features)."""
+        if self.pack == 1:
+            return x_internal
+        n = x_internal.shape[0]
+        if n % self.pack:
+            raise UsageError(f"a batch of {n} cannot be split into packs of {self.pack}")
+        return x_internal.reshape(n // self.pack, x_internal.shape[1] * self.pack, *x_internal.shape[2:])
+
     def critic(self, x_internal: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Discriminator logits / critic values (N,) on internal-space inputs."""
-        return self.discriminator(x_internal, y)
+        """Discriminator logits / critic values (N / pack,) on internal-space inputs."""
+        return self.discriminator(self.packed(x_internal), y)
 
     def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Internal-space outputs of the generator."""
@@ -116,7 +134,7 @@ class GAN(BaselineModel):
         loss = d_loss_fn(kind, d_real, d_fake)
         logs = {"d_real": float(d_real.detach().mean()), "d_fake": float(d_fake.detach().mean())}
         if kind == "wgan-gp":
-            gp, _ = gradient_penalty(self.critic, xr, xf, y)
+            gp, _ = gradient_penalty(self.discriminator, self.packed(xr), self.packed(xf), y)
             logs["wdist"] = logs["d_real"] - logs["d_fake"]
             logs["gp"] = float(gp.detach())
             loss = loss + self.config["gp_weight"] * gp
@@ -145,8 +163,8 @@ class GAN(BaselineModel):
         ``g_loss``, mean ``d_real`` / ``d_fake`` and for WGAN-GP ``wdist`` and ``gp``.
         """
         n_critic = int(self.config["n_critic"])
-        if x.shape[0] < n_critic:
-            raise UsageError(f"batch size {x.shape[0]} is smaller than n_critic={n_critic}")
+        if x.shape[0] % (n_critic * self.pack):
+            raise UsageError(f"batch size {x.shape[0]} must be a multiple of n_critic x pack = {n_critic * self.pack}")
         kind = self.config["loss"]
         xs = self.to_internal(x).chunk(n_critic)
         ys = y.chunk(n_critic) if y is not None else [None] * len(xs)

@@ -1,0 +1,281 @@
+"""EBM baseline: SGLD on a quadratic energy samples its Gaussian, AIS log Z against closed
+forms and numerical integration, the 8-bit convention (a flat energy is 8 bpd), ring8
+samples near the modes, seeded sampling, checkpoints with the replay buffer, resume, protocol."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from baselines.checkpoint import load_baseline
+from baselines.ebm import LIKELIHOOD_KIND, PRESETS, ais_log_z, build_model, sgld
+from baselines.train import TrainConfig, Trainer, train_preset
+from dgmbench.data import get_dataset
+from dgmbench.errors import DgmbenchError, UsageError
+from dgmbench.metrics.mode_coverage import mode_coverage
+from dgmbench.protocol import GenerativeModel, likelihood_kind, load_model
+from dgmbench.units import bits_per_dim
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks: one intra-op thread is faster and immune to a busy machine; restored after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# --- SGLD: a quadratic energy defines a Gaussian ---------------------------------------------
+MU = torch.tensor([1.0, -2.0], dtype=torch.float64)
+SIGMA = torch.tensor([[1.0, 0.5], [0.5, 0.5]], dtype=torch.float64)
+
+
+def test_sgld_on_a_quadratic_energy_samples_its_gaussian():
+    """E(x) = (x - mu)^T Sigma^-1 (x - mu) / 2 with noise sqrt(2 h): ULA targets N(mu, Sigma).
+
+    10,000 independent chains, 1,000 steps of h = 0.01 from N(0, I) (the slowest direction
+    contracts by (1 - h lambda_min(Sigma^-1))^1000 = e^-7.7). Tolerances:
+    - mean: within 4 standard errors sqrt(Sigma_ii / n) (the ULA mean is unbiased here);
+    - covariance: against the exact stationary covariance of the discretised chain, C = M C M^T + 2h I
+      with M = I - h A (scipy's discrete Lyapunov solver), within 4 standard errors
+      sqrt((C_ij^2 + C_ii C_jj) / n); and against Sigma itself within 6% relative + 0.03
+      absolute (the O(h) discretisation bias is <= h lambda_max / 2 = 2.6%, the sampling error ~1.4%).
+    """
+    h, n, steps = 0.01, 10_000, 1_000
+    a = torch.linalg.inv(SIGMA)
+
+    def energy(x):
+        d = x - MU
+        return 0.5 * ((d @ a) * d).sum(1)
+
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(n, 2, generator=gen, dtype=torch.float64)
+    x = sgld(energy, x0, steps, h, math.sqrt(2 * h), generator=gen)
+    mean = x.mean(0)
+    cov = torch.cov(x.T)
+    se_mean = torch.sqrt(torch.diag(SIGMA) / n)
+    assert bool((abs(mean - MU) < 4 * se_mean).all()), (mean, MU)
+    m = np.eye(2) - h * a.numpy()
+    c_ula = torch.from_numpy(scipy.linalg.solve_discrete_lyapunov(m, 2 * h * np.eye(2)))
+    se_cov = torch.sqrt((c_ula**2 + torch.outer(torch.diag(c_ula), torch.diag(c_ula))) / n)
+    assert bool((abs(cov - c_ula) < 4 * se_cov).all()), (cov, c_ula)
+    torch.testing.assert_close(cov, SIGMA, rtol=0.06, atol=0.03)
+    # and the test can fail: too large a step visibly inflates the variance
+    x_bad = sgld(energy, x0, 400, 0.25, math.sqrt(0.5), generator=torch.Generator().manual_seed(0))
+    assert float(torch.cov(x_bad.T)[1, 1]) > 1.2 * float(SIGMA[1, 1])
+
+
+def test_sgld_is_seeded_and_clamps():
+    def energy(x):
+        return (x**2).sum(1)
+
+    x0 = torch.zeros(50, 3)
+    a = sgld(energy, x0, 5, 0.1, 1.0, generator=torch.Generator().manual_seed(1), clamp=(-0.5, 0.5))
+    b = sgld(energy, x0, 5, 0.1, 1.0, generator=torch.Generator().manual_seed(1), clamp=(-0.5, 0.5))
+    c = sgld(energy, x0, 5, 0.1, 1.0, generator=torch.Generator().manual_seed(2), clamp=(-0.5, 0.5))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert float(a.abs().max()) <= 0.5
+
+
+# --- AIS log Z -----------------------------------------------------------------------------
+def test_ais_log_z_of_a_gaussian_mixture_energy_matches_the_closed_form():
+    """E(x) = -log sum_k exp(-|x - mu_k|^2 / (2 s^2)): Z = K 2 pi s^2 exactly."""
+    ang = torch.arange(8) * math.pi / 4
+    mu = 2 * torch.stack([torch.cos(ang), torch.sin(ang)], 1)
+    s = 0.3
+
+    def energy(x):
+        return -torch.logsumexp(-((x[:, None, :] - mu) ** 2).sum(-1) / (2 * s * s), 1)
+
+    est = ais_log_z(energy, (2,), n_chains=256, n_steps=300, base_std=3.0, step_size=0.05,
+                    generator=torch.Generator().manual_seed(0))
+    true = math.log(8 * 2 * math.pi * s * s)
+    assert est.kind == "estimate" and 0 < est.stderr < 0.1
+    assert abs(est.log_z - true) < 4 * est.stderr + 0.02, (est, true)
+
+
+def test_ais_on_a_box_matches_the_closed_form():
+    """Uniform base on [-1, 1]^2, E = 3 x_0: Z = 2 (e^3 - e^-3) / 3."""
+    est = ais_log_z(lambda x: 3.0 * x[:, 0], (2,), n_chains=256, n_steps=200, box=(-1.0, 1.0), step_size=0.05,
+                    generator=torch.Generator().manual_seed(0))
+    true = math.log(2 * (math.exp(3) - math.exp(-3)) / 3)
+    assert abs(est.log_z - true) < 4 * est.stderr + 0.02, (est, true)
+
+
+def _grid_log_z_2d(energy, lim: float, n: int) -> float:
+    """log of the midpoint-rule integral of exp(-E) over [-lim, lim]^2 (float64)."""
+    h = 2 * lim / n
+    c = torch.linspace(-lim + h / 2, lim - h / 2, n, dtype=torch.float64)
+    xx, yy = torch.meshgrid(c, c, indexing="ij")
+    pts = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)
+    with torch.no_grad():
+        e = torch.cat([energy(p) for p in pts.split(100_000)])
+    return float(torch.logsumexp(-e, 0) + 2 * math.log(h))
+
+
+def test_mlp_ebm_log_likelihood_matches_numerical_integration():
+    """The 2-D MLP EBM's AIS log Z agrees with a 600^2 grid integral, and exp(log p) integrates to ~1."""
+    torch.manual_seed(0)
+    model = build_model({"hidden": 32, "layers": 2, "prior_std": 1.5, "ais_chains": 256, "ais_steps": 300,
+                         "ais_step_size": 0.05}, (2,))
+    with torch.no_grad():  # a bumpier energy than the initialisation's
+        for p in model.energy_net.parameters():
+            p.mul_(3.0)
+    net64 = model.energy_net.double()
+    lim = 10.0
+    log_z_grid = _grid_log_z_2d(net64, lim, 600)
+    # the grid holds essentially all the mass: the density at the box edge is negligible
+    edge = torch.tensor([[lim, 0.0], [0.0, lim], [-lim, 0.0], [0.0, -lim]], dtype=torch.float64)
+    with torch.no_grad():
+        assert float((-net64(edge) - log_z_grid).exp().max()) < 1e-8
+    model.float()
+    ll, kind = model.log_likelihood(torch.zeros(3, 2))
+    est = model.last_log_z
+    assert kind == "estimate" and model.likelihood_stderr == est.stderr
+    assert abs(est.log_z - log_z_grid) < 4 * est.stderr + 0.02, (est, log_z_grid)
+    torch.testing.assert_close(ll, (-model.energy(torch.zeros(3, 2)) - est.log_z).double())
+    # cached for the same parameters, recomputed after they change
+    model.log_likelihood(torch.zeros(1, 2))
+    assert model.last_log_z is est
+    with torch.no_grad():
+        next(model.parameters()).add_(0.1)
+    model.log_likelihood(torch.zeros(1, 2))
+    assert model.last_log_z is not est
+
+
+def test_image_ebm_with_a_flat_energy_is_8_bits_per_dim():
+    """E = const on the box: the density is uniform on [0, 1]^D, i.e. 8.000 bpd on 8-bit data."""
+    torch.manual_seed(0)
+    model = build_model({"ch": 4, "ais_chains": 16, "ais_steps": 20}, (1, 8, 8))
+    with torch.no_grad():
+        for p in model.energy_net.parameters():
+            p.zero_()
+        model.energy_net.head.bias.fill_(2.5)
+    x = torch.randint(0, 256, (5, 1, 8, 8)).float() / 255
+    ll, kind = model.log_likelihood(x)
+    assert kind == "estimate"
+    torch.testing.assert_close(bits_per_dim(-ll, 64), torch.full((5,), 8.0, dtype=torch.float64), rtol=0, atol=1e-5)
+
+
+def test_image_ebm_ais_on_the_box_matches_numerical_integration():
+    """A conv energy on 1x2x2 images: AIS over [-1, 1]^4 vs a 16^4-point midpoint rule
+    (which agrees with 12^4 and 20^4 grids to 3e-4)."""
+    torch.manual_seed(0)
+    model = build_model({"ch": 8, "ais_chains": 256, "ais_steps": 100, "ais_step_size": 0.05}, (1, 2, 2))
+    with torch.no_grad():
+        for p in model.energy_net.parameters():
+            p.mul_(3.0)
+    n = 16
+    h = 2.0 / n
+    c = torch.linspace(-1 + h / 2, 1 - h / 2, n)
+    pts = torch.cartesian_prod(c, c, c, c).reshape(-1, 1, 2, 2)
+    with torch.no_grad():
+        e = model.energy(pts).double()
+    log_z_grid = float(torch.logsumexp(-e, 0) + 4 * math.log(h))
+    est = model.estimate_log_z()
+    assert est.ess < 250  # the energy is not flat: the importance weights differ
+    assert abs(est.log_z - log_z_grid) < 4 * est.stderr + 0.02, (est, log_z_grid)
+
+
+# --- ring8: samples near the modes -------------------------------------------------------------
+@pytest.mark.slow
+def test_ring8_preset_puts_samples_near_the_modes():
+    res = train_preset("ebm", "ring8", progress=False, seed=0)
+    assert not res.diverged
+    test = get_dataset("ring8", "test")
+    samples = res.model.sample(2000, generator=torch.Generator().manual_seed(0))
+    mc = mode_coverage(samples, test.modes, test.mode_std)  # within 3 std = 0.03 of a mode centre
+    assert mc.modes_captured >= 6, mc
+    assert mc.high_quality_fraction >= 0.5, mc
+    assert {"cd", "e_pos", "e_neg"} <= set(res.history[-1])
+
+
+# --- sampling, checkpoints, protocol -----------------------------------------------------------
+@pytest.mark.parametrize("conf,shape", [({"ch": 8}, (1, 8, 8)), ({"ch": 4}, (3, 32, 32)), ({"hidden": 16}, (2,)),
+                                        ({"hidden": 16, "sample_init": "buffer"}, (2,))])
+def test_sample_shape_range_seeded_and_nfe(conf, shape):
+    torch.manual_seed(0)
+    model = build_model({"sgld_steps": 3, "sample_steps": 4, **conf}, shape)
+    a = model.sample(5, generator=torch.Generator().manual_seed(1))
+    b = model.sample(5, generator=torch.Generator().manual_seed(1))
+    c = model.sample(5, generator=torch.Generator().manual_seed(2))
+    assert a.shape == (5, *shape) and torch.equal(a, b) and not torch.equal(a, c)
+    if len(shape) == 3:
+        assert float(a.min()) >= 0 and float(a.max()) <= 1
+    assert model.nfe_per_sample == 8.0  # 4 SGLD steps x (forward + backward)
+
+
+def _trainer(tmp_path, conf, shape, data, name, steps=6, ckpt_every=3):
+    cfg = TrainConfig.from_dict({"steps": steps, "batch_size": 16, "lr": 1e-3, "grad_clip": None, "log_every": 1,
+                                 "ckpt_every": ckpt_every, "device": "cpu", "seed": 0})
+    torch.manual_seed(0)
+    model = build_model(conf, shape)
+    return Trainer(model, data, cfg, checkpoint=str(tmp_path / name), family="ebm", preset="test", progress=False)
+
+
+def test_train_checkpoint_round_trip_and_protocol(tmp_path):
+    data = get_dataset("digits", "train")
+    conf = {"ch": 8, "sgld_steps": 2, "buffer_size": 64}
+    tr = _trainer(tmp_path, conf, (1, 8, 8), data, "c.pt", steps=3)
+    before = tr.model.replay.clone()
+    res = tr.fit()
+    assert not torch.equal(res.model.replay, before)  # the buffer was updated with SGLD states
+    assert float(res.model.replay.min()) >= -1 and float(res.model.replay.max()) <= 1
+    loaded = load_baseline(str(tmp_path / "c.pt"))
+    assert torch.equal(loaded.replay, res.model.replay)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    assert torch.equal(loaded.sample(4, generator=g()), res.model.sample(4, generator=g()))
+    m = load_model(str(tmp_path / "c.pt"))
+    assert isinstance(m, GenerativeModel)
+    assert m.data_shape == (1, 8, 8) and m.num_classes is None and m.nfe_per_sample == 4.0
+    assert likelihood_kind(m) == "estimate" == LIKELIHOOD_KIND
+
+
+def test_kill_and_resume_gives_the_uninterrupted_loss_trajectory(tmp_path):
+    data = get_dataset("ring8", "train")
+    conf = {"hidden": 16, "layers": 2, "sgld_steps": 3, "buffer_size": 40, "reinit_prob": 0.3}
+    full = _trainer(tmp_path, conf, (2,), data, "full.pt", steps=6).fit()
+    _trainer(tmp_path, conf, (2,), data, "part.pt", steps=6).fit(max_steps=3)
+    resumed = _trainer(tmp_path, conf, (2,), data, "part.pt", steps=6).fit()
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
+    assert torch.equal(resumed.model.replay, full.model.replay)
+
+
+# --- presets and bad input ---------------------------------------------------------------------
+def test_presets_build_and_name_their_dataset():
+    required = {"digits", "digits-tiny", "mnist", "mnist-gpu", "cifar10", "ring8", "grid25", "ring8-tiny"}
+    assert required <= set(PRESETS)
+    for name, spec in PRESETS.items():
+        data_shape = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "cifar10": (3, 32, 32),
+                      "ring8": (2,), "grid25": (2,)}[spec["dataset"]]
+        TrainConfig.from_dict(spec["train"])
+        m = build_model({**spec["model"], "buffer_size": 4}, data_shape)
+        assert m.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, *data_shape), name
+        assert spec.get("description")
+
+
+@pytest.mark.parametrize("conf,shape,match", [
+    ({"conditional": True}, (1, 8, 8), "class-conditional"),
+    ({"step": 1.0}, (2,), "unknown ebm model settings"),
+    ({"arch": "conv"}, (2,), "needs image data"),
+    ({"arch": "mlp"}, (1, 8, 8), "for 2-D points"),
+    ({"sample_init": "zeros"}, (2,), "sample_init"),
+    ({"reinit_prob": 1.5}, (2,), "reinit_prob"),
+    ({"act": "tanhh"}, (2,), "unknown activation"),
+])
+def test_bad_configs_are_clear_errors(conf, shape, match):
+    with pytest.raises(DgmbenchError, match=match):
+        build_model(conf, shape)
+
+
+def test_no_likelihood_without_confinement_and_no_labels():
+    model = build_model({"prior_std": None, "hidden": 8}, (2,))
+    with pytest.raises(UsageError, match="prior_std"):
+        model.log_likelihood(torch.zeros(2, 2))
+    with pytest.raises(UsageError, match="unconditional"):
+        model.sample(2, labels=torch.tensor([0, 1]))
