@@ -195,6 +195,25 @@ def test_bad_options_raise_clear_errors():
         build_model({"sigma_sampling": "uniform"}, (2,), None)
     with pytest.raises(UsageError, match="trace"):
         m.log_likelihood(torch.zeros(2, 2), trace="skilling")
+    with pytest.raises(UsageError, match="unknown likelihood options"):
+        m.log_likelihood(torch.zeros(2, 2), tolerance=1e-3)
+
+
+def test_conditional_variant_uses_labels():
+    torch.manual_seed(0)
+    m = build_model({"net": {"hidden": 16, "depth": 1}, "num_levels": 3, "conditional": True}, (2,), 3)
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    loss = m(torch.randn(8, 2), torch.randint(0, 3, (8,)))
+    loss.backward()
+    assert m.net.embed.label.weight.grad is not None  # labels reach the network
+    x = torch.randn(4, 2)
+    assert not torch.allclose(m.score(x, 0.5, torch.zeros(4, dtype=torch.long)), m.score(x, 0.5, torch.ones(4, dtype=torch.long)))
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    a = m.sample(4, generator=g(), labels=torch.tensor([0, 0, 1, 2]))
+    assert a.shape == (4, 2) and not torch.equal(a, m.sample(4, generator=g(), labels=torch.tensor([2, 2, 1, 0])))
+    with pytest.raises(UsageError, match="labels must be"):
+        m.sample(2, labels=torch.tensor([0, 3]))
 
 
 def test_digits_tiny_train_sample_checkpoint_protocol(tmp_path):

@@ -31,9 +31,9 @@ PRESETS: dict[str, dict] = {
     },
     "grid25": {
         "dataset": "grid25",
-        "model": {**_MLP, "data_scale": 0.25},
+        "model": {**_MLP, "data_scale": 2.0},
         "train": {"steps": 3000, "batch_size": 256, "lr": 1e-3, "ema_decay": 0.99, "ckpt_every": 1000},
-        "description": "MLP eps-net on points scaled by 1/4, T=1000 linear, DDPM sampler",
+        "description": "MLP eps-net on points x2, T=1000 linear, DDPM sampler",
     },
     "digits": {
         "dataset": "digits",

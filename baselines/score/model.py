@@ -33,6 +33,8 @@ from .langevin import annealed_langevin
 from .likelihood import pf_ode_log_likelihood
 from .sigmas import VESigmas
 
+LL_OPTIONS = ("trace", "rtol", "atol", "method")
+
 
 class ScoreModel(BaselineModel):
     family = "score"
@@ -51,7 +53,8 @@ class ScoreModel(BaselineModel):
         self.net = build_net(c, self.data_shape, num_classes)
         self.p_uncond = float(c.get("p_uncond", 0.1))
         self.sample_batch_size = int(c.get("sample_batch_size", 500))
-        self.ll_options = {"trace": "hutchinson", "rtol": 1e-5, "atol": 1e-5, "method": "RK45", **c.get("likelihood", {})}
+        self.ll_options = {"trace": "hutchinson", "rtol": 1e-5, "atol": 1e-5, "method": "RK45"}
+        self.ll_options.update(c.get("likelihood", {}))
         self.levels, self.steps_per_level, self.step_lr, self.denoise = self.num_levels, 5, 1e-5, True
         self.configure_sampling(**c.get("sampling", {}))
 
@@ -156,6 +159,9 @@ class ScoreModel(BaselineModel):
         ``likelihood`` config (trace, rtol, atol, method)."""
         x = self.space.check(torch.as_tensor(x)).float()
         labels = self._check_labels(labels, x.shape[0])
+        unknown = set(options) - set(LL_OPTIONS)
+        if unknown:
+            raise UsageError(f"unknown likelihood options {sorted(unknown)} (known: {', '.join(LL_OPTIONS)})")
         opts = {**self.ll_options, **options}
         bs = batch_size or self.sample_batch_size
         out = []
