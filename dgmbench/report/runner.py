@@ -66,12 +66,14 @@ def family_code_version(family: str) -> str:
 
 
 def eval_code_version() -> str:
-    """sha256 over the harness code that can change a metric value (evaluate, metrics, features)."""
+    """sha256 over the harness code and weights that can change a metric value (evaluate, metrics,
+    features, data loaders, the committed classifier weights)."""
     pkg = Path(__file__).resolve().parents[1]
     files = [pkg / "evaluate.py"] if (pkg / "evaluate.py").exists() else []
     for sub in ("metrics", "features", "data"):
         files += sorted((pkg / sub).glob("*.py"))
     files += [pkg / "units.py", pkg / "validation.py", pkg / "protocol.py"]
+    files += sorted(f for f in (pkg / "assets").rglob("*") if f.is_file())  # classifier weights
     return _hash_files([f for f in files if f.exists()])[:16]
 
 
