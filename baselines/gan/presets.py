@@ -1,15 +1,90 @@
-"""GAN presets (``python -m baselines train gan --preset NAME``)."""
+"""GAN presets (``python -m baselines train gan --preset NAME``).
+
+Recipes: DCGAN (Radford et al. 2016: Adam 2e-4, betas (0.5, 0.999), batch norm),
+WGAN-GP (Gulrajani et al. 2017: n_critic 5, lambda 10, Adam 1e-4, betas (0, 0.9), no
+batch norm in the critic), SNGAN-style hinge loss with spectral norm (Miyato et al. 2018),
+PacGAN packing for the 2-D toys (Lin et al. 2018). With n_critic > 1 the trainer's batch is
+split into n_critic critic batches (batch_size = n_critic x per-step batch).
+"""
 
 from __future__ import annotations
 
-_MLP = {"arch": "mlp", "z_dim": 16, "hidden": 128, "layers": 3}
+_MLP = {"arch": "mlp", "z_dim": 16, "hidden": 128, "layers": 3, "loss": "ns", "pack": 2}
+_TOY_TRAIN = {"batch_size": 256, "lr": 1e-3, "betas": (0.5, 0.999), "grad_clip": None, "log_every": 10,
+              "ckpt_every": 500, "device": "cpu"}
+_DCGAN_TRAIN = {"batch_size": 64, "lr": 2e-4, "betas": (0.5, 0.999), "grad_clip": None, "log_every": 25,
+                "ckpt_every": 500}
 
 PRESETS: dict[str, dict] = {
     "ring8": {
         "dataset": "ring8",
-        "model": {**_MLP, "loss": "ns"},
-        "train": {"steps": 1500, "batch_size": 256, "lr": 1e-3, "betas": (0.5, 0.999), "grad_clip": None,
-                  "log_every": 10, "ckpt_every": 500, "device": "cpu"},
-        "description": "MLP GAN, non-saturating loss, on the 8-Gaussian ring (seconds on CPU)",
+        "model": dict(_MLP),
+        "train": {**_TOY_TRAIN, "steps": 1500},
+        "description": "MLP GAN (non-saturating, PacGAN pack 2) on the 8-Gaussian ring (seconds on CPU)",
+    },
+    "ring8-tiny": {
+        "dataset": "ring8",
+        "model": dict(_MLP),
+        "train": {**_TOY_TRAIN, "steps": 200},
+        "description": "a few seconds of the ring8 recipe (CI)",
+    },
+    "grid25": {
+        "dataset": "grid25",
+        "model": dict(_MLP),
+        "train": {**_TOY_TRAIN, "steps": 3000},
+        "description": "MLP GAN (non-saturating, PacGAN pack 2) on the 25-Gaussian grid",
+    },
+    "digits": {
+        "dataset": "digits",
+        "model": {"arch": "dcgan", "z_dim": 64, "g_channels": 64, "d_channels": 64, "loss": "ns", "conditional": True},
+        "train": {**_DCGAN_TRAIN, "steps": 3000, "device": "cpu"},
+        "description": "class-conditional DCGAN (label embedding in G, projection D) on 8x8 digits (<= 3 min on 2 CPU cores)",
+    },
+    "digits-uncond": {
+        "dataset": "digits",
+        "model": {"arch": "dcgan", "z_dim": 64, "g_channels": 64, "d_channels": 64, "loss": "ns"},
+        "train": {**_DCGAN_TRAIN, "steps": 3000, "device": "cpu"},
+        "description": "unconditional DCGAN on 8x8 digits",
+    },
+    "digits-wgangp": {
+        "dataset": "digits",
+        "model": {"arch": "dcgan", "z_dim": 64, "g_channels": 64, "d_channels": 64, "loss": "wgan-gp",
+                  "n_critic": 5, "d_norm": "layer"},
+        "train": {"batch_size": 320, "lr": 1e-4, "betas": (0.0, 0.9), "grad_clip": None, "steps": 1000,
+                  "log_every": 10, "ckpt_every": 250, "device": "cpu"},
+        "description": "WGAN-GP (n_critic 5, lambda 10) on 8x8 digits",
+    },
+    "digits-tiny": {
+        "dataset": "digits",
+        "model": {"arch": "dcgan", "z_dim": 16, "g_channels": 16, "d_channels": 16, "loss": "ns", "conditional": True},
+        "train": {**_DCGAN_TRAIN, "steps": 60, "log_every": 10, "ckpt_every": 60, "device": "cpu"},
+        "description": "a few seconds of the digits recipe (CI regression gate, table tests)",
+    },
+    "mnist": {
+        "dataset": "mnist",
+        "model": {"arch": "dcgan", "z_dim": 64, "g_channels": 32, "d_channels": 32, "loss": "ns", "conditional": True},
+        "train": {**_DCGAN_TRAIN, "steps": 3000, "device": "cpu"},
+        "description": "class-conditional DCGAN on MNIST, CPU-sized (< 30 min)",
+    },
+    "mnist-gpu": {
+        "dataset": "mnist",
+        "model": {"arch": "dcgan", "z_dim": 100, "g_channels": 64, "d_channels": 64, "loss": "ns", "conditional": True},
+        "train": {**_DCGAN_TRAIN, "batch_size": 128, "steps": 20000, "ckpt_every": 2000, "device": "auto"},
+        "description": "class-conditional DCGAN on MNIST (GPU)",
+    },
+    "cifar10": {
+        "dataset": "cifar10",
+        "model": {"arch": "dcgan", "z_dim": 128, "g_channels": 64, "d_channels": 64, "loss": "hinge",
+                  "spectral_norm": True},
+        "train": {**_DCGAN_TRAIN, "steps": 100000, "ema_decay": 0.9999, "ckpt_every": 5000, "device": "auto"},
+        "description": "SNGAN-style DCGAN (hinge loss, spectral norm) on CIFAR-10 (GPU)",
+    },
+    "cifar10-wgangp": {
+        "dataset": "cifar10",
+        "model": {"arch": "dcgan", "z_dim": 128, "g_channels": 64, "d_channels": 64, "loss": "wgan-gp",
+                  "n_critic": 5, "d_norm": "layer"},
+        "train": {"batch_size": 320, "lr": 1e-4, "betas": (0.0, 0.9), "grad_clip": None, "steps": 100000,
+                  "log_every": 100, "ckpt_every": 5000, "device": "auto"},
+        "description": "WGAN-GP standard CNN on CIFAR-10 (GPU)",
     },
 }
