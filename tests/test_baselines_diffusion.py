@@ -176,6 +176,7 @@ def expected_vlb_gap(d: GaussianDiffusion, mu: np.ndarray, var: np.ndarray) -> f
     return gap
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variance", ["fixed_large", "fixed_small"])
 def test_vlb_of_optimal_denoiser_on_gaussian_points_matches_true_nll_plus_analytic_gap(variance):
     d = GaussianDiffusion(1000, "linear", variance)
@@ -262,6 +263,7 @@ def test_bad_options_raise_clear_errors():
         build_model({"schedule": "quadratic"}, (2,), None)
 
 
+@pytest.mark.slow
 # --- the family through the trainer, checkpoints and the protocol ----------------------------
 def test_digits_tiny_train_sample_checkpoint_protocol(tmp_path):
     ckpt = str(tmp_path / "d.pt")
@@ -285,6 +287,7 @@ def test_digits_tiny_train_sample_checkpoint_protocol(tmp_path):
     assert bool((bpd > 0).all())  # a probability of a discrete image is <= 1
 
 
+@pytest.mark.slow
 def test_dgmbench_score_accepts_the_checkpoint(tmp_path, monkeypatch):
     from dgmbench.cli import main
     from dgmbench.results import RecordStore

@@ -49,6 +49,7 @@ def test_ve_sigmas():
         VESigmas(1.0, 0.5)
 
 
+@pytest.mark.slow
 # --- score network vs the analytic score ------------------------------------------------------
 def test_trained_score_net_approximates_analytic_score_on_gaussian_data():
     torch.manual_seed(0)
@@ -216,6 +217,7 @@ def test_conditional_variant_uses_labels():
         m.sample(2, labels=torch.tensor([0, 3]))
 
 
+@pytest.mark.slow
 def test_digits_tiny_train_sample_checkpoint_protocol(tmp_path):
     ckpt = str(tmp_path / "s.pt")
     res = train_preset("score", "digits-tiny", checkpoint=ckpt, progress=False)
