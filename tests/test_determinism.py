@@ -62,7 +62,16 @@ def home(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def flow_checkpoint(tmp_path_factory):
+def one_thread():
+    """Tiny models run faster on one thread (and a fixed thread count keeps the numbers fixed)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def flow_checkpoint(tmp_path_factory, one_thread):
     """A briefly trained digits flow (a model with sampling noise and a likelihood)."""
     from baselines.train import train_preset
 
@@ -77,7 +86,7 @@ def _score(ckpt: str, store: str, seed: int) -> int:
                  "--no-progress"])
 
 
-def test_score_twice_with_the_same_seed_gives_identical_records(home, flow_checkpoint, capsys):
+def test_score_twice_with_the_same_seed_gives_identical_records(home, flow_checkpoint, one_thread, capsys):
     store = str(home / "results.jsonl")
     assert _score(flow_checkpoint, store, seed=3) == 0
     assert _score(flow_checkpoint, store, seed=3) == 0
@@ -93,15 +102,6 @@ def test_score_twice_with_the_same_seed_gives_identical_records(home, flow_check
     # another seed changes sampling, KID subsets, bootstrap and dequantisation noise
     changed = {p.split(".")[1] for p in non_volatile(differing_paths(a, other)) if p.startswith("metrics.")}
     assert {"fid", "kid", "nll", "mmd", "precision"} <= changed
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny models train faster on one thread (and a fixed thread count keeps the numbers fixed)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _table(folder, monkeypatch) -> list[dict]:
