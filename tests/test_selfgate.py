@@ -44,6 +44,8 @@ from dgmbench.cli import main
 from dgmbench.regress import Baseline, baseline_from_records, parse_tolerances
 from dgmbench.results import RecordStore
 
+pytestmark = pytest.mark.slow  # trains eight tiny models (~1 min on 2 CPU cores)
+
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "leaderboards" / "selfgate.baseline.json"
 
