@@ -26,6 +26,7 @@ N = 120
 STEPS = 40  # training steps per model (the presets' own are longer; a shared CPU is slow)
 METRICS = "fid,prdc,nll,speed"
 TIMING = ("samples_per_s", "samples_per_s_std")
+REF_CODE: dict = {}  # code versions of the reference run (other developers may edit files meanwhile)
 
 
 PREFERRED = ("flow", "vae", "gan", "autoregressive", "diffusion", "score", "ebm")  # cheapest evaluation first
@@ -85,11 +86,16 @@ def reference(tmp_path_factory, home):
     """One uninterrupted in-process run: the leaderboard every other run must reproduce."""
     from baselines import registry
     from dgmbench.cli import main
+    from dgmbench.report import runner
 
     tmp = tmp_path_factory.mktemp("table-ref")
     families = _families()
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(registry.FAMILIES, "fake", fake.MODULE)
+        REF_CODE["family"] = {f: runner.family_code_version(f) for f in families}
+        REF_CODE["eval"] = runner.eval_code_version()
+        mp.setattr(runner, "family_code_version", lambda fam: REF_CODE["family"][fam])
+        mp.setattr(runner, "eval_code_version", lambda: REF_CODE["eval"])
         assert main(_args(tmp / "lb", tmp / "runs", families)) == 0
     return tmp, families
 
@@ -136,6 +142,13 @@ def test_rerun_reuses_everything(reference, monkeypatch, capsys):
 
     tmp, families = reference
     monkeypatch.setitem(registry.FAMILIES, "fake", fake.MODULE)
+    # the cache keys hash the code; pin them to the reference run's, in case a file changed since
+    from dgmbench.report import runner
+
+    ref_events = _events(tmp / "runs")
+    monkeypatch.setattr(runner, "family_code_version", lambda fam: REF_CODE["family"][fam])
+    monkeypatch.setattr(runner, "eval_code_version", lambda: REF_CODE["eval"])
+    assert sum(e["event"] == "train_done" for e in ref_events) == len(families)
     before = (tmp / "lb" / "digits-tiny.csv").read_text()
     assert main(["--json"] + _args(tmp / "lb", tmp / "runs", families)) == 0
     out = json.loads(capsys.readouterr().out)
