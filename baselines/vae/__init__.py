@@ -42,8 +42,8 @@ PRESETS: dict[str, dict] = {
     },
     "mnist": {
         "dataset": "mnist",
-        "model": {"latent_dim": 32, "channels": [32, 64], "hidden": 512},
-        "train": {"steps": 6000, "batch_size": 64, "lr": 1e-3, "warmup_steps": 100, "lr_decay": "cosine",
+        "model": {"latent_dim": 32, "channels": [32, 64], "hidden": 512, "out_kernel": 1},
+        "train": {"steps": 3000, "batch_size": 64, "lr": 1e-3, "warmup_steps": 100, "lr_decay": "cosine",
                   "ckpt_every": 1000, "log_every": 50},
         "description": "conv VAE on MNIST for CPU (< 30 min on 2 cores)",
     },

@@ -201,7 +201,8 @@ class ConvVAE(VAEBase):
         rev = chans[::-1]
         for a, b in zip(rev, rev[1:] + [rev[-1]]):
             dec += [nn.ConvTranspose2d(a, b, 4, stride=2, padding=1), nn.SiLU()]
-        self.decoder = nn.Sequential(*dec, nn.Conv2d(rev[-1], c * self.levels, 3, padding=1))
+        ok = int(config.get("out_kernel", 3))  # 1 makes the 256-way output layer ~9x cheaper (MNIST on CPU)
+        self.decoder = nn.Sequential(*dec, nn.Conv2d(rev[-1], c * self.levels, ok, padding=ok // 2))
 
     def _cat(self, h: torch.Tensor, e: torch.Tensor | None) -> torch.Tensor:
         return h if e is None else torch.cat([h, e], 1)
