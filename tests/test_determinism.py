@@ -26,6 +26,7 @@ VOLATILE = (
     "config.table.train_wall_time_s",
     "metrics.samples_per_s.value", "metrics.samples_per_s.ci_low", "metrics.samples_per_s.ci_high",
     "metrics.samples_per_s.extra.rates.*", "metrics.samples_per_s.extra.seconds.*",  # speed is a measurement
+    "metrics.samples_per_s.extra.speed_reference",
 )
 
 

@@ -43,3 +43,35 @@ def test_samples_model_has_no_speed_and_bad_args():
     assert sp.value is None and "fixed sample set" in sp.note
     with pytest.raises(UsageError):
         measure_speed(SleepyModel(), batch_size=0)
+
+
+def test_speed_carries_a_same_process_reference_that_regress_gates():
+    """samples/s from measure_speed is compared by `regress` as a ratio to the reference
+    workload timed in the same process (not left 'unchecked'); a model 10x slower fails."""
+    from dgmbench.regress import baseline_from_records, compare
+    from dgmbench.results import Record
+
+    class Fixed:
+        data_shape = (2,)
+        num_classes = None
+        nfe_per_sample = 1.0
+
+        def __init__(self, delay):
+            self.delay = delay
+
+        def sample(self, n, *, generator=None, labels=None):
+            time.sleep(self.delay)
+            return torch.zeros(n, 2)
+
+    def record(delay):
+        rec = Record(model="m", dataset="ring8", split="test")
+        for mv in measure_speed(Fixed(delay), batch_size=50, warmup=0, repeats=3):
+            rec.add(mv)
+        return rec
+
+    fast = record(0.01)
+    assert fast.metrics["samples_per_s"].extra["speed_reference"] > 0
+    base = baseline_from_records([fast])
+    slow_rows = {r.metric: r for r in compare(base, [record(0.1)]).rows}
+    assert slow_rows["samples_per_s"].per_reference
+    assert slow_rows["samples_per_s"].failed

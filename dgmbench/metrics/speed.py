@@ -5,7 +5,10 @@ selection, caches, lazy initialisation), then ``repeats`` timed calls, each brac
 ``torch.cuda.synchronize`` when the model runs on a GPU; the value is the median of
 ``batch_size / seconds`` over the repeats (``extra`` has every repeat). The batch size,
 device and network evaluations per sample (``model.nfe_per_sample``) are recorded; a
-model that replays a fixed sample set has no meaningful speed.
+model that replays a fixed sample set has no meaningful speed. ``extra["speed_reference"]``
+is the throughput of a fixed reference workload measured in the same process
+(:func:`dgmbench.regress.measure_speed_reference`), so CI can gate samples/s as a ratio that
+does not depend on the machine.
 """
 
 from __future__ import annotations
@@ -61,6 +64,10 @@ def measure_speed(model, *, batch_size: int = 64, warmup: int = 1, repeats: int 
              "rates": rates, "seconds": times, "ci_method": "min and max over the timed repeats"}
     if dev.type == "cuda":
         extra["device_name"] = torch.cuda.get_device_name(dev)
+    # a fixed workload timed in the same process: regress compares samples/s as a ratio to it
+    from ..regress import measure_speed_reference
+
+    extra["speed_reference"] = measure_speed_reference(device=str(dev))
     out = [MetricValue(name="samples_per_s", value=statistics.median(rates), n=batch_size * repeats, unit="samples/s",
                        higher_is_better=True, ci_low=min(rates), ci_high=max(rates), extra=extra)]
     if nfe is not None:
