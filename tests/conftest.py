@@ -129,3 +129,16 @@ def serve_folder():
     for s in servers:
         s.shutdown()
         s.server_close()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a test module: tiny models run faster on one thread, are immune
+    to a busy machine, and a fixed thread count keeps float results fixed; restored after."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+

@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from baseline_checks import check_seeded_8bit_samples, seeded_generator
 from scipy import stats
 
 from baselines.autoregressive import LIKELIHOOD_KIND, MADE, PRESETS, PixelCNN, build_model
@@ -19,14 +20,7 @@ from dgmbench.data.registry import dataset_info
 from dgmbench.errors import UsageError
 from dgmbench.protocol import GenerativeModel, likelihood_kind, load_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest single-threaded (and the CI machine's 2 cores are shared)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def perturbed(model, scale=0.3, seed=0):
@@ -184,13 +178,8 @@ def test_short_digits_run_beats_uniform_by_margin(digits_run):
 @pytest.mark.slow
 def test_sampling_checkpoint_round_trip_and_protocol(digits_run):
     res, ckpt = digits_run
-    g = lambda: torch.Generator().manual_seed(7)  # noqa: E731
-    s1, s2 = res.model.sample(5, generator=g()), res.model.sample(5, generator=g())
-    assert s1.shape == (5, 1, 8, 8) and s1.dtype == torch.float32
-    assert torch.equal(s1, s2)
-    assert 0 <= float(s1.min()) and float(s1.max()) <= 1
-    assert torch.equal((s1 * 255).round() / 255, s1)
-    assert not torch.equal(s1, res.model.sample(5, generator=torch.Generator().manual_seed(8)))
+    s1 = check_seeded_8bit_samples(res.model, 5, (1, 8, 8))
+    g = seeded_generator
     loaded = load_baseline(ckpt)
     loaded.config["sample_batch_size"] = 4  # all noise is drawn up front: batching does not change samples
     assert isinstance(loaded, PixelCNN) and loaded.nfe_per_sample == 64

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from baseline_checks import check_seeded_8bit_samples, seeded_generator
 
 from baselines.checkpoint import load_baseline
 from baselines.flow import LIKELIHOOD_KIND, PRESETS, ImageFlow, PointFlow, build_model
@@ -15,14 +16,7 @@ from dgmbench.data import get_dataset
 from dgmbench.errors import UsageError
 from dgmbench.protocol import GenerativeModel, likelihood_kind, load_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest single-threaded (and the CI machine's 2 cores are shared)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def perturbed(model, x, scale=0.1, seed=0):
@@ -182,13 +176,8 @@ def test_short_digits_run_beats_uniform_by_margin(digits_run):
 @pytest.mark.slow
 def test_sampling_checkpoint_round_trip_and_protocol(digits_run):
     res, ckpt = digits_run
-    g = lambda: torch.Generator().manual_seed(7)  # noqa: E731
-    s1, s2 = res.model.sample(6, generator=g()), res.model.sample(6, generator=g())
-    assert s1.shape == (6, 1, 8, 8) and s1.dtype == torch.float32
-    assert torch.equal(s1, s2)
-    assert 0 <= float(s1.min()) and float(s1.max()) <= 1
-    assert torch.equal((s1 * 255).round() / 255, s1)  # on the 8-bit grid
-    assert not torch.equal(s1, res.model.sample(6, generator=torch.Generator().manual_seed(8)))
+    s1 = check_seeded_8bit_samples(res.model, 6, (1, 8, 8))
+    g = seeded_generator
     loaded = load_baseline(ckpt)
     loaded.config["sample_batch_size"] = 4  # all noise is drawn up front: batching does not change samples
     assert isinstance(loaded, ImageFlow) and loaded.nfe_per_sample == 1.0

@@ -16,14 +16,7 @@ from dgmbench.errors import DgmbenchError, UsageError
 from dgmbench.metrics.mode_coverage import mode_coverage
 from dgmbench.protocol import GenerativeModel, likelihood_kind, load_model
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one intra-op thread is faster and immune to a busy machine; restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def _tiny_cfg(**kw) -> TrainConfig:

@@ -13,7 +13,6 @@ import json
 import os
 
 import pytest
-import torch
 
 from dgmbench.cli import main
 
@@ -60,15 +59,6 @@ def _records(path) -> list[dict]:
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("DGMBENCH_HOME", str(tmp_path / "home"))  # fresh reference cache
     return tmp_path
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    """Tiny models run faster on one thread (and a fixed thread count keeps the numbers fixed)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
