@@ -183,6 +183,33 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         raise
 
 
+def append_jsonl_line(path: str | os.PathLike, line: str) -> None:
+    """Append one JSON line to ``path`` under an exclusive lock, with one write call.
+
+    Concurrent writers never interleave; a torn last line left by a killed writer is
+    terminated first, so it cannot glue onto the new line (readers skip the torn one).
+    """
+    import fcntl
+
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+    data = (line + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        if size:
+            with open(path, "rb") as f:
+                f.seek(size - 1)
+                if f.read(1) != b"\n":
+                    data = b"\n" + data
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 class RecordStore:
     """Append-only JSONL file of Records.
 
@@ -195,25 +222,7 @@ class RecordStore:
         self.path = os.fspath(path)
 
     def append(self, record: Record) -> None:
-        import fcntl
-
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)) or ".", exist_ok=True)
-        line = (record.to_json() + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            # a torn last line from a killed writer would glue onto ours: start a fresh line
-            size = os.fstat(fd).st_size
-            if size:
-                with open(self.path, "rb") as f:
-                    f.seek(size - 1)
-                    if f.read(1) != b"\n":
-                        line = b"\n" + line
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        append_jsonl_line(self.path, record.to_json())
 
     def load(self) -> list[Record]:
         if not os.path.exists(self.path):

@@ -108,3 +108,17 @@ def check_samples(t, *, data_shape: tuple[int, ...], name: str = "samples", min_
     if len(data_shape) == 3:
         return check_images(as_tensor(t), name=name, expected_shape=data_shape, min_n=min_n)
     return check_points(t, name=name, dim=data_shape[0], min_n=min_n)
+
+
+def as_feature_matrix(x, name: str = "features") -> torch.Tensor:
+    """Validate (N, d) features (tensor or array) with no NaN/Inf; return them detached, in
+    float32 or float64 (other dtypes, half precision included, become float32)."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor) or x.ndim != 2:
+        raise DataError(f"{name}: expected a (N, d) feature tensor, got {getattr(x, 'shape', type(x).__name__)}")
+    if not bool(torch.isfinite(x).all()):
+        raise DataError(f"{name}: features contain NaN or Inf")
+    x = x.detach()
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+

@@ -30,6 +30,7 @@ import torch
 
 from ..errors import DataError
 from ..results import MetricValue
+from ..validation import as_feature_matrix
 
 
 def kid_subset_indices(n_gen: int, n_ref: int, subsets: int, subset_size: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -61,15 +62,6 @@ def mmd2_unbiased(k_xx: torch.Tensor, k_xy: torch.Tensor, k_yy: torch.Tensor) ->
     return float(sxx / (m * (m - 1)) + syy / (n * (n - 1)) - 2 * k_xy.sum() / (m * n))
 
 
-def _features(x, name: str) -> torch.Tensor:
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor) or x.ndim != 2:
-        raise DataError(f"{name}: expected a (N, d) feature tensor, got {getattr(x, 'shape', type(x).__name__)}")
-    if not bool(torch.isfinite(x).all()):
-        raise DataError(f"{name}: features contain NaN or Inf")
-    x = x.detach()
-    return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
 def _kernel64(x: torch.Tensor, y: torch.Tensor, degree: int, gamma: float, coef0: float) -> torch.Tensor:
@@ -121,7 +113,7 @@ def kid(
     **mv_kwargs,
 ) -> MetricValue:
     """KID (mean over subsets) with the std across subsets; see the module docstring."""
-    fg, fr = _features(features_gen, "generated features"), _features(features_ref, "reference features")
+    fg, fr = as_feature_matrix(features_gen, "generated features"), as_feature_matrix(features_ref, "reference features")
     if gram_dtype is None:
         gram_dtype = torch.promote_types(fg.dtype, fr.dtype)
     fg, fr = fg.to(device=device or fg.device, dtype=gram_dtype), fr.to(device=device or fr.device, dtype=gram_dtype)

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from ..errors import DataError
 from ..results import MetricValue
+from ..validation import as_feature_matrix
 
 DEFAULT_MAX_BYTES = 256 * 2**20
 
@@ -52,15 +52,6 @@ class PRDC:
         return out
 
 
-def _features(x, name: str) -> torch.Tensor:
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor) or x.ndim != 2:
-        raise DataError(f"{name}: expected a (N, d) feature tensor, got {getattr(x, 'shape', type(x).__name__)}")
-    if not bool(torch.isfinite(x).all()):
-        raise DataError(f"{name}: features contain NaN or Inf")
-    x = x.detach()
-    return x if torch.is_floating_point(x) else x.float()
 
 
 def _block_rows(n_cols: int, itemsize: int, max_bytes: int) -> int:
@@ -87,7 +78,7 @@ def prdc(
     device: str | torch.device | None = None,
 ) -> PRDC:
     """Precision, recall, density and coverage of ``fake`` (M, d) against ``real`` (N, d)."""
-    xr, xf = _features(real, "reference features"), _features(fake, "generated features")
+    xr, xf = as_feature_matrix(real, "reference features"), as_feature_matrix(fake, "generated features")
     if xr.shape[1] != xf.shape[1]:
         raise DataError(f"PRDC: feature dimensions differ ({xr.shape[1]} vs {xf.shape[1]}); use one extractor for both sets")
     if xr.dtype != xf.dtype:

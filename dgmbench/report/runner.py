@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DgmbenchError, UsageError
-from ..results import Record
+from ..results import Record, append_jsonl_line
 from .leaderboard import LeaderboardMeta, write_leaderboard
 
 DEFAULT_METRICS = {
@@ -97,24 +97,7 @@ class StateLog:
         self.path = path
 
     def append(self, event: dict[str, Any]) -> None:
-        import fcntl
-
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        line = (json.dumps(event, sort_keys=True, default=str) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            size = os.fstat(fd).st_size
-            if size:
-                with open(self.path, "rb") as f:
-                    f.seek(size - 1)
-                    if f.read(1) != b"\n":
-                        line = b"\n" + line
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        append_jsonl_line(self.path, json.dumps(event, sort_keys=True, default=str))
 
     def events(self) -> list[dict[str, Any]]:
         if not os.path.exists(self.path):
