@@ -8,6 +8,7 @@ import math
 
 from ..errors import UsageError
 from ..results import RecordStore
+from ..sampling_options import apply_sampling_options, describe_sampler, parse_sampling_options
 
 HELP = "score a model or sample set (FID, KID, IS, PRDC, MMD, KDE, NLL/bpd, CLIP, speed) and append a Record"
 
@@ -20,6 +21,7 @@ examples:
   dgmbench score --samples gen.npz --dataset mnist --metrics fid,kid,mmd
   dgmbench score --samples gen_folder/ --dataset cifar10 --ref folder:real/ -n 5000
   dgmbench score --model runs/vae-digits.pt --dataset digits --metrics fid,prdc,nll,speed
+  dgmbench score --model runs/diffusion-digits.pt --dataset digits --metrics fid,speed --sampling sampler=ddim,steps=50
   dgmbench score --model mypkg.gen:build --checkpoint ckpt.pt --dataset cifar10 --metrics fid,kid,prdc,speed -n 10000
 policies: n defaults to the sample set's size or min(reference size, 10000); the reference uses
   min(n, its size) items; KID's subset size defaults to min(1000, n // 2) (stated in the note).
@@ -60,6 +62,9 @@ def add_parser(sub) -> None:
     p.add_argument("--clip-model", help="open_clip model name (e.g. ViT-B-32)")
     p.add_argument("--clip-pretrained", help="open_clip pretrained tag or a local checkpoint file")
     p.add_argument("--clip-w", type=float, default=1.0, help="CLIP score weight w (2.5 for CLIP-S; default 1)")
+    p.add_argument("--sampling", action="append", metavar="KEY=VALUE",
+                   help="sampler option of the model, repeatable or comma-separated, e.g. --sampling sampler=ddim,steps=50 "
+                        "(diffusion: sampler, steps, eta, guidance; score: levels, steps_per_level, step_lr, denoise)")
     p.add_argument("--speed-batch-size", type=int, help="batch size of the speed measurement (default --batch-size)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the reference-feature cache")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -72,6 +77,10 @@ def _default_metrics(dataset: str) -> str:
 
     info = DATASETS.get(dataset)
     return "mode_coverage,mmd,kde" if info is not None and info.kind == "points" else "fid,kid,prdc"
+
+
+def _fmt_options(options: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in options.items())
 
 
 def _fmt(v: float | None) -> str:
@@ -115,9 +124,12 @@ def run(args) -> int:
     options = {"fid_bootstrap": args.fid_bootstrap, "fid_inf": args.fid_inf, "prdc_k": args.prdc_k, "mmd_bandwidth": args.mmd_bandwidth,
                "mmd_permutations": args.mmd_permutations, "mmd_on": args.mmd_on, "clip_w": args.clip_w,
                "speed_batch_size": args.speed_batch_size}
+    sampling = parse_sampling_options(args.sampling)
     if args.samples:
         from ..protocol import SamplesModel
 
+        if sampling:
+            raise UsageError("--sampling configures a model's sampler; it does not apply to --samples")
         source = SamplesModel.from_path(args.samples)
     else:
         source = args.model
@@ -130,6 +142,14 @@ def run(args) -> int:
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     distributed = D.init_from_env(device)
     try:
+        if sampling:  # load the model here, so its sampler can be configured before scoring
+            from ..evaluate import resolve_model
+
+            model, described = resolve_model(source, checkpoint=args.checkpoint, device=D.local_device(device))
+            source = apply_sampling_options(model, sampling)
+            args.checkpoint = None
+            args.name = args.name or f"{getattr(model, 'name', None) or type(model).__name__} [{_fmt_options(sampling)}]"
+            args.source_description = described
         _score_and_print(evaluate, source, args, metrics, options, D.local_device(device))
     finally:
         if distributed:
@@ -151,7 +171,11 @@ def _score_and_print(evaluate, source, args, metrics, options, device) -> None:
     )
     if not D.is_main():
         return
-    rec.config["cli_args"] = {k: v for k, v in vars(args).items() if k != "func"}
+    rec.config["cli_args"] = {k: v for k, v in vars(args).items() if k not in ("func", "source_description")}
+    if args.sampling:
+        rec.config["source"] = args.source_description
+        rec.config["sampling_options"] = parse_sampling_options(args.sampling)
+        rec.config["sampler"] = describe_sampler(source)
     if args.store:
         RecordStore(args.store).append(rec)
     if getattr(args, "json", False):

@@ -1,0 +1,83 @@
+"""Sampling options given on the command line (``--sampling key=value``) and applied to a model.
+
+A model takes sampling options when it has ``configure_sampling(**options)`` (the diffusion
+baseline: sampler, steps, eta, guidance; the score baseline: levels, steps_per_level,
+step_lr, denoise). Values are parsed as JSON scalars where they can be (``50`` -> int,
+``0.5`` -> float, ``true`` -> bool, ``null`` -> None), otherwise kept as strings
+(``sampler=ddim``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from .errors import UsageError
+
+
+def _scalar(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    if isinstance(value, dict | list):
+        raise UsageError(f"sampling option values must be numbers, true/false or words, got '{text}'")
+    return value
+
+
+def parse_sampling_options(items: Iterable[str] | None) -> dict[str, Any]:
+    """``["sampler=ddim", "steps=50", "eta=0"]`` (or comma-joined ``"sampler=ddim,steps=50"``) -> a dict."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        for part in str(item).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            key, sep, value = part.partition("=")
+            key = key.strip()
+            if not sep or not key or not value.strip():
+                raise UsageError(f"--sampling takes key=value pairs (e.g. --sampling sampler=ddim,steps=50), got '{part}'")
+            if key in out:
+                raise UsageError(f"sampling option '{key}' was given twice")
+            out[key] = _scalar(value.strip())
+    return out
+
+
+def sampling_option_names(model: Any) -> list[str]:
+    """The keyword options ``model.configure_sampling`` accepts (empty when it has none)."""
+    fn = getattr(model, "configure_sampling", None)
+    if fn is None:
+        return []
+    params = inspect.signature(fn).parameters.values()
+    return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def apply_sampling_options(model: Any, options: dict[str, Any]) -> Any:
+    """Configure ``model``'s sampler with ``options`` (in place) and return it.
+
+    Raises UsageError when the model takes no sampling options or an option is unknown; the
+    model's own checks (e.g. DDIM steps within 1..T) raise theirs.
+    """
+    if not options:
+        return model
+    names = sampling_option_names(model)
+    name = getattr(model, "name", None) or type(model).__name__
+    if not names:
+        raise UsageError(f"{name} takes no sampling options (it has no configure_sampling); "
+                         f"drop --sampling {','.join(f'{k}=...' for k in options)}")
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise UsageError(f"unknown sampling option(s) {', '.join(unknown)} for {name}; it takes: {', '.join(names)}")
+    model.configure_sampling(**options)
+    return model
+
+
+def describe_sampler(model: Any) -> dict[str, Any]:
+    """The sampling settings a model reports (those of its ``configure_sampling`` it exposes as attributes)."""
+    out = {k: getattr(model, k) for k in sampling_option_names(model) if hasattr(model, k)}
+    nfe = getattr(model, "nfe_per_sample", None)
+    if nfe is not None:
+        out["nfe_per_sample"] = float(nfe)
+    return out
