@@ -15,6 +15,7 @@ Likelihood convention (see :mod:`dgmbench.units`):
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
@@ -64,9 +65,11 @@ class ImageFlow(FlowModel):
     """
 
     likelihood_kind = "bound"
+    INVERSE_LIMIT = 1e4  # |activation| bound of the sampling guard (data lie within +-14 after the logit)
 
     def __init__(self, config: dict[str, Any], data_shape: tuple[int, ...], num_classes: int | None = None):
         super().__init__(config, data_shape, num_classes)
+        self.last_sample_guarded = 0
         c, h, w = data_shape
         self.levels = int(config.get("levels", 2))
         self.steps = int(config.get("steps", 4))
@@ -124,15 +127,33 @@ class ImageFlow(FlowModel):
         return torch.cat(zs, 1), logdet
 
     def inverse_transform(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, D) latent -> (N, C, H, W) data in [0, 1].
+
+        Numerical guard: a learned sigmoid-scale coupling can make the inverse overflow for a
+        few latents in the prior's tail (division by a scale that underflows to 0, then
+        inf - inf = NaN in the next layer, even in float64). After every step, values beyond
+        +-``INVERSE_LIMIT`` (far outside anything the forward pass produces on data) are held
+        at the limit, which maps such a sample to saturated pixels instead of NaN; rows that
+        needed it are counted in ``last_sample_guarded``. Rows that stay inside the limit are
+        computed exactly as without the guard. ``INVERSE_LIMIT = math.inf`` turns the guard off.
+        """
         sizes = [math.prod(s) for s in self.z_shapes]
         parts = list(torch.split(z, sizes, dim=1))
         x = parts[-1].view(-1, *self.z_shapes[-1])
+        guarded = torch.zeros(z.shape[0], dtype=torch.bool, device=z.device)
         for level in reversed(range(self.levels)):
             if level < self.levels - 1:
                 x = torch.cat([parts[level].view(-1, *self.z_shapes[level]), x], 1)
             for step in reversed(self.flows[level]):
                 x = step.inverse(x)
+                if self.INVERSE_LIMIT == math.inf:  # guard off
+                    continue
+                outside = ~(x.abs() <= self.INVERSE_LIMIT).flatten(1).all(1)  # also catches NaN
+                if bool(outside.any()):
+                    guarded |= outside
+                    x = torch.nan_to_num(x, nan=0.0).clamp(-self.INVERSE_LIMIT, self.INVERSE_LIMIT)
             x = unsqueeze(x)
+        self.last_sample_guarded = int(guarded.sum())
         return self._postprocess(x)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -169,8 +190,15 @@ class ImageFlow(FlowModel):
         _check_unconditional(self, labels)
         z = _randn((n, self.num_dims), generator, self.device) * self.temperature
         bs = int(self.config.get("sample_batch_size", 256))
-        y = torch.cat([self.inverse_transform(z[s:s + bs]) for s in range(0, n, bs)])
-        k = torch.floor(y * 256).clamp(0, 255)
+        ys, guarded = [], 0
+        for s in range(0, n, bs):
+            ys.append(self.inverse_transform(z[s:s + bs]))
+            guarded += getattr(self, "last_sample_guarded", 0)
+        if guarded:
+            warnings.warn(f"flow sampler: {guarded} of {n} samples overflowed the inverse (a sigmoid coupling scale "
+                          f"underflowed) and were held at +-{self.INVERSE_LIMIT:g}, i.e. saturated pixels; a lower "
+                          "sampling temperature (model config 'temperature') avoids the prior's tail", stacklevel=2)
+        k = torch.floor(torch.cat(ys) * 256).clamp(0, 255)
         return (k / 255).float()
 
 
