@@ -197,7 +197,7 @@ class ImageFlow(FlowModel):
         if guarded:
             warnings.warn(f"flow sampler: {guarded} of {n} samples overflowed the inverse (a sigmoid coupling scale "
                           f"underflowed) and were held at +-{self.INVERSE_LIMIT:g}, i.e. saturated pixels; a lower "
-                          "sampling temperature (model config 'temperature') avoids the prior's tail", stacklevel=2)
+                          "sampling temperature (model config 'temperature') avoids the prior's tail", stacklevel=3)
         k = torch.floor(torch.cat(ys) * 256).clamp(0, 255)
         return (k / 255).float()
 
