@@ -77,14 +77,19 @@ class _U8Dataset(torch.utils.data.Dataset):
         return self.u8[i]
 
 
-def _cifar_u8(start: int, n: int) -> torch.Tensor:
-    path = OFFLINE / "cifar10_test_first1000.npz"
+def _cifar_offline(name: str) -> torch.Tensor:
+    path = OFFLINE / name
     if not path.exists():
         pytest.skip(f"offline CIFAR-10 subset not found at {path}")
     with np.load(path) as z:
         data = z["data"]
-    idx = np.arange(start, start + n) % len(data)
-    return torch.from_numpy(data[idx].reshape(n, 3, 32, 32).copy())
+    return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
+
+
+def _cifar_u8(start: int, n: int) -> torch.Tensor:
+    """n offline CIFAR-10 test images from ``start`` (wrapping around the 1,000), uint8 (n, 3, 32, 32)."""
+    data = _cifar_offline("cifar10_test_first1000.npz")
+    return data[torch.arange(start, start + n) % len(data)].clone()
 
 
 @pytest.fixture(scope="module")
@@ -151,30 +156,25 @@ def test_extract(benchmark, impl, images_u8, dgm_extractor, tf_extractor):
         torch.testing.assert_close(feats[:4].cpu(), other.cpu(), rtol=0, atol=1e-4)
     benchmark.extra_info.update(
         impl=impl, images=N, size=size, batch_size=BS, device=DEVICE, opts=sorted(OPTS),
-        images_per_s=N / benchmark.stats.stats.median, threads=torch.get_num_threads(), **_medians(log),
+        images_per_s=N / _medians(log)["wall_s"], threads=torch.get_num_threads(), **_medians(log),
     )
 
 
-@pytest.mark.parametrize("impl", ["dgmbench", "torch-fidelity"])
-def test_fid_kid_end_to_end(benchmark, impl, dgm_extractor):
-    """FID + KID of N generated-like images (CIFAR test images N..2N) against N reference images (0..N).
-
-    Both sides extract both sets (dgmbench's reference cache is disabled) and compute FID and
-    KID with 100 subsets of N // 2. IS is left out: the offline weights have no logits layer.
-    """
+def _fid_kid_side_by_side(benchmark, impl: str, dgm_extractor, gen_u8: torch.Tensor, ref_u8: torch.Tensor,
+                          subset: int) -> None:
+    """Time FID + KID (100 subsets of ``subset``) of uint8 ``gen_u8`` against ``ref_u8`` with one
+    implementation; both extract both sets with the same weights file (no reference cache)."""
     from dgmbench.data.base import DataSplit
     from dgmbench.evaluate import evaluate
 
-    ref_u8, gen_u8 = _cifar_u8(0, N), _cifar_u8(N, N)
-    subset = max(N // 2, 2)
-    benchmark.group = f"FID+KID end to end, {N}+{N} images 32x32, {DEVICE}"
     weights = str(dgm_extractor.weights_path)
 
     def run_dgm():
         ref = DataSplit("cifar10-offline", "test", ref_u8.float() / 255.0)
         rec = evaluate(
-            gen_u8.float() / 255.0, ref, metrics=("fid", "kid"), n=N, extractor=dgm_extractor, device=DEVICE,
-            batch_size=BS, cache=False, progress=False, kid_subsets=100, kid_subset_size=subset, fid_bootstrap=0,
+            gen_u8.float() / 255.0, ref, metrics=("fid", "kid"), n=len(gen_u8), n_ref=len(ref_u8),
+            extractor=dgm_extractor, device=DEVICE, batch_size=BS, cache=False, progress=False, kid_subsets=100,
+            kid_subset_size=subset, fid_bootstrap=0,
         )
         return rec.value("fid"), rec.value("kid")
 
@@ -190,19 +190,22 @@ def test_fid_kid_end_to_end(benchmark, impl, dgm_extractor):
 
     log: list = []
     fid, kid = benchmark.pedantic(_timed(run_dgm if impl == "dgmbench" else run_tf, log), rounds=1, iterations=1)
-    benchmark.extra_info.update(impl=impl, images=2 * N, device=DEVICE, fid=fid, kid=kid,
-                                images_per_s=2 * N / benchmark.stats.stats.median, threads=torch.get_num_threads(),
+    images = len(gen_u8) + len(ref_u8)
+    benchmark.extra_info.update(impl=impl, images=images, device=DEVICE, fid=fid, kid=kid,
+                                images_per_s=images / _medians(log)["wall_s"], threads=torch.get_num_threads(),
                                 **_medians(log))
     assert np.isfinite(fid) and fid > 0
 
 
-def _cifar_offline(name: str) -> torch.Tensor:
-    path = OFFLINE / name
-    if not path.exists():
-        pytest.skip(f"offline CIFAR-10 subset not found at {path}")
-    with np.load(path) as z:
-        data = z["data"]
-    return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
+@pytest.mark.parametrize("impl", ["dgmbench", "torch-fidelity"])
+def test_fid_kid_end_to_end(benchmark, impl, dgm_extractor):
+    """FID + KID of N generated-like images (CIFAR test images N..2N) against N reference images (0..N).
+
+    Both sides extract both sets (dgmbench's reference cache is disabled) and compute FID and
+    KID with 100 subsets of N // 2. IS is left out: the offline weights have no logits layer.
+    """
+    benchmark.group = f"FID+KID end to end, {N}+{N} images 32x32, {DEVICE}"
+    _fid_kid_side_by_side(benchmark, impl, dgm_extractor, _cifar_u8(N, N), _cifar_u8(0, N), max(N // 2, 2))
 
 
 @pytest.mark.skipif(os.environ.get("DGMBENCH_BENCH_LARGE") != "1", reason="set DGMBENCH_BENCH_LARGE=1 (about 25 min on 2 CPU cores)")
@@ -213,40 +216,11 @@ def test_fid_kid_5000_cifar(benchmark, impl, dgm_extractor):
     The 5,000: the 4,000 offline training images plus horizontal flips of the first 1,000 of them
     (the full CIFAR-10 is not available offline). Both sides extract both sets (6,000 images; no
     reference cache) and compute FID and KID (100 subsets of 1,000, torch-fidelity's default);
-    IS is left out because the offline weights have no logits layer. The values of the two sides
-    are recorded and must agree.
+    IS is left out because the offline weights have no logits layer. Each side's FID and KID are
+    recorded in ``extra_info`` (``--benchmark-json``) for the comparison in RESULTS.md.
     """
-    from dgmbench.data.base import DataSplit
-    from dgmbench.evaluate import evaluate
-
     train = _cifar_offline("cifar10_train_first4000.npz")
     gen_u8 = torch.cat([train, train[:1000].flip(-1)])
     ref_u8 = _cifar_offline("cifar10_test_first1000.npz")
     benchmark.group = f"FID+KID end to end, {len(gen_u8)} + {len(ref_u8)} CIFAR images, {DEVICE}"
-    weights = str(dgm_extractor.weights_path)
-
-    def run_dgm():
-        ref = DataSplit("cifar10-offline", "test", ref_u8.float() / 255.0)
-        rec = evaluate(
-            gen_u8.float() / 255.0, ref, metrics=("fid", "kid"), n=len(gen_u8), n_ref=len(ref_u8),
-            extractor=dgm_extractor, device=DEVICE, batch_size=BS, cache=False, progress=False, kid_subsets=100,
-            kid_subset_size=1000, fid_bootstrap=0,
-        )
-        return rec.value("fid"), rec.value("kid")
-
-    def run_tf():
-        import torch_fidelity
-
-        m = torch_fidelity.calculate_metrics(
-            input1=_U8Dataset(gen_u8), input2=_U8Dataset(ref_u8), cuda=DEVICE.startswith("cuda"), fid=True, kid=True,
-            kid_subsets=100, kid_subset_size=1000, batch_size=BS, feature_extractor_weights_path=weights,
-            verbose=False, cache=False,
-        )
-        return m["frechet_inception_distance"], m["kernel_inception_distance_mean"]
-
-    log: list = []
-    fid, kid = benchmark.pedantic(_timed(run_dgm if impl == "dgmbench" else run_tf, log), rounds=1, iterations=1)
-    benchmark.extra_info.update(impl=impl, images=len(gen_u8) + len(ref_u8), device=DEVICE, fid=fid, kid=kid,
-                                images_per_s=(len(gen_u8) + len(ref_u8)) / benchmark.stats.stats.median,
-                                threads=torch.get_num_threads(), **_medians(log))
-    assert np.isfinite(fid) and fid > 0
+    _fid_kid_side_by_side(benchmark, impl, dgm_extractor, gen_u8, ref_u8, 1000)
