@@ -2,7 +2,7 @@
 
 By default the demo uses every family's ``digits-tiny`` preset (seconds of training each,
 3 seeds), so the whole job fits in a few minutes on 2 CPU cores; ``--preset digits`` runs the
-full digits presets (each a few minutes of training; about an hour for 7 families x 3 seeds).
+full digits presets (each a few minutes of training; 94 CPU-minutes measured for 7 families x 3 seeds).
 
 Runs ``dgmbench table --dataset digits`` (trains or loads every family's preset,
 scores it on the digits classifier's features, writes ``leaderboards/digits.{csv,md,jsonl}``)
