@@ -19,14 +19,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 FAMILIES = ("autoregressive", "vae", "flow", "gan", "ebm", "score", "diffusion")
 PRESETS = [p for p in os.environ.get("DGMBENCH_BENCH_PRESETS", "digits,ring8").split(",") if p]

@@ -15,6 +15,7 @@ from baselines.checkpoint import load_baseline
 from baselines.ebm import LIKELIHOOD_KIND, PRESETS, ais_log_z, build_model, sgld
 from baselines.train import TrainConfig, Trainer, train_preset
 from dgmbench.data import get_dataset
+from dgmbench.data.registry import DATASETS
 from dgmbench.errors import DgmbenchError, UsageError
 from dgmbench.metrics.mode_coverage import mode_coverage
 from dgmbench.protocol import GenerativeModel, likelihood_kind, load_model
@@ -244,8 +245,7 @@ def test_presets_build_and_name_their_dataset():
     required = {"digits", "digits-tiny", "mnist", "mnist-gpu", "cifar10", "ring8", "grid25", "ring8-tiny"}
     assert required <= set(PRESETS)
     for name, spec in PRESETS.items():
-        data_shape = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "cifar10": (3, 32, 32),
-                      "ring8": (2,), "grid25": (2,)}[spec["dataset"]]
+        data_shape = DATASETS[spec["dataset"]].shape
         TrainConfig.from_dict(spec["train"])
         m = build_model({**spec["model"], "buffer_size": 4}, data_shape)
         assert m.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, *data_shape), name

@@ -12,6 +12,7 @@ from baselines.checkpoint import load_baseline
 from baselines.gan import LIKELIHOOD_KIND, PRESETS, build_model, gradient_penalty
 from baselines.train import TrainConfig, Trainer, train_preset
 from dgmbench.data import get_dataset
+from dgmbench.data.registry import DATASETS
 from dgmbench.errors import DgmbenchError, UsageError
 from dgmbench.metrics.mode_coverage import mode_coverage
 from dgmbench.protocol import GenerativeModel, likelihood_kind, load_model
@@ -193,8 +194,7 @@ def test_presets_build_and_name_their_dataset():
     required = {"digits", "digits-tiny", "mnist", "mnist-gpu", "cifar10", "ring8", "grid25", "ring8-tiny"}
     assert required <= set(PRESETS)
     for name, spec in PRESETS.items():
-        data_shape = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "cifar10": (3, 32, 32),
-                      "ring8": (2,), "grid25": (2,)}[spec["dataset"]]
+        data_shape = DATASETS[spec["dataset"]].shape
         TrainConfig.from_dict(spec["train"])
         m = build_model(spec["model"], data_shape, 10 if spec["model"].get("conditional") else None)
         assert m.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, *data_shape), name

@@ -69,7 +69,7 @@ class ImageFlow(FlowModel):
 
     def __init__(self, config: dict[str, Any], data_shape: tuple[int, ...], num_classes: int | None = None):
         super().__init__(config, data_shape, num_classes)
-        self.last_sample_guarded = 0
+        self.last_sample_guarded = 0  # samples the inverse guard held in the last sample() call
         c, h, w = data_shape
         self.levels = int(config.get("levels", 2))
         self.steps = int(config.get("steps", 4))
@@ -127,34 +127,35 @@ class ImageFlow(FlowModel):
         return torch.cat(zs, 1), logdet
 
     def inverse_transform(self, z: torch.Tensor) -> torch.Tensor:
-        """(N, D) latent -> (N, C, H, W) data in [0, 1].
+        """(N, D) latent -> (N, C, H, W) data in [0, 1], with the sampling guard of :meth:`guarded_inverse`."""
+        return self.guarded_inverse(z)[0]
+
+    def guarded_inverse(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inverse and a (N,) bool mask of the rows the guard held.
 
         Numerical guard: a learned sigmoid-scale coupling can make the inverse overflow for a
         few latents in the prior's tail (division by a scale that underflows to 0, then
         inf - inf = NaN in the next layer, even in float64). After every step, values beyond
         +-``INVERSE_LIMIT`` (far outside anything the forward pass produces on data) are held
-        at the limit, which maps such a sample to saturated pixels instead of NaN; rows that
-        needed it are counted in ``last_sample_guarded``. Rows that stay inside the limit are
-        computed exactly as without the guard. ``INVERSE_LIMIT = math.inf`` turns the guard off.
+        at the limit, which maps such a sample to saturated pixels instead of NaN. Rows that
+        stay inside the limit are computed exactly as without the guard (the clamp is the
+        identity there). ``INVERSE_LIMIT = math.inf`` turns the guard off.
         """
+        guard = self.INVERSE_LIMIT != math.inf
         sizes = [math.prod(s) for s in self.z_shapes]
         parts = list(torch.split(z, sizes, dim=1))
         x = parts[-1].view(-1, *self.z_shapes[-1])
-        guarded = torch.zeros(z.shape[0], dtype=torch.bool, device=z.device)
+        held = torch.zeros(z.shape[0], dtype=torch.bool, device=z.device)
         for level in reversed(range(self.levels)):
             if level < self.levels - 1:
                 x = torch.cat([parts[level].view(-1, *self.z_shapes[level]), x], 1)
             for step in reversed(self.flows[level]):
                 x = step.inverse(x)
-                if self.INVERSE_LIMIT == math.inf:  # guard off
-                    continue
-                outside = ~(x.abs() <= self.INVERSE_LIMIT).flatten(1).all(1)  # also catches NaN
-                if bool(outside.any()):
-                    guarded |= outside
+                if guard:  # no host sync: the mask is accumulated on the device
+                    held |= ~(x.abs() <= self.INVERSE_LIMIT).flatten(1).all(1)  # also catches NaN
                     x = torch.nan_to_num(x, nan=0.0).clamp(-self.INVERSE_LIMIT, self.INVERSE_LIMIT)
             x = unsqueeze(x)
-        self.last_sample_guarded = int(guarded.sum())
-        return self._postprocess(x)
+        return self._postprocess(x), held
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Training loss: mean NLL in bits/dim of uniformly dequantised 8-bit data."""
@@ -190,10 +191,12 @@ class ImageFlow(FlowModel):
         _check_unconditional(self, labels)
         z = _randn((n, self.num_dims), generator, self.device) * self.temperature
         bs = int(self.config.get("sample_batch_size", 256))
-        ys, guarded = [], 0
+        ys, held = [], []
         for s in range(0, n, bs):
-            ys.append(self.inverse_transform(z[s:s + bs]))
-            guarded += getattr(self, "last_sample_guarded", 0)
+            y, h = self.guarded_inverse(z[s:s + bs])
+            ys.append(y)
+            held.append(h)
+        guarded = self.last_sample_guarded = int(torch.cat(held).sum()) if held else 0
         if guarded:
             warnings.warn(f"flow sampler: {guarded} of {n} samples overflowed the inverse (a sigmoid coupling scale "
                           f"underflowed) and were held at +-{self.INVERSE_LIMIT:g}, i.e. saturated pixels; a lower "

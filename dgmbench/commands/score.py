@@ -141,41 +141,40 @@ def run(args) -> int:
 
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     distributed = D.init_from_env(device)
+    checkpoint, name, sampler_config = args.checkpoint, args.name, {}
     try:
         if sampling:  # load the model here, so its sampler can be configured before scoring
             from ..evaluate import resolve_model
 
-            model, described = resolve_model(source, checkpoint=args.checkpoint, device=D.local_device(device))
-            source = apply_sampling_options(model, sampling)
-            args.checkpoint = None
-            args.name = args.name or f"{getattr(model, 'name', None) or type(model).__name__} [{_fmt_options(sampling)}]"
-            args.source_description = described
-        _score_and_print(evaluate, source, args, metrics, options, D.local_device(device))
+            model, described = resolve_model(source, checkpoint=checkpoint, device=D.local_device(device))
+            source, checkpoint = apply_sampling_options(model, sampling), None
+            name = name or f"{getattr(model, 'name', None) or type(model).__name__} [{_fmt_options(sampling)}]"
+            sampler_config = {"source": described, "sampling_options": sampling, "sampler": describe_sampler(model)}
+        _score_and_print(evaluate, source, args, metrics, options, D.local_device(device), checkpoint=checkpoint,
+                         name=name, sampler_config=sampler_config)
     finally:
         if distributed:
             D.shutdown()
     return 0
 
 
-def _score_and_print(evaluate, source, args, metrics, options, device) -> None:
+def _score_and_print(evaluate, source, args, metrics, options, device, *, checkpoint: str | None, name: str | None,
+                     sampler_config: dict) -> None:
     from .. import distributed as D
 
     rec = evaluate(
         source, args.dataset, metrics=metrics, n=args.n, split=args.split, ref=args.ref,
         n_ref=args.n_ref, seed=args.seed, device=device, batch_size=args.batch_size, extractor=args.extractor,
-        inception_weights=args.inception_weights, store=None, model_name=args.name, family=args.family,
+        inception_weights=args.inception_weights, store=None, model_name=name, family=args.family,
         progress=not args.no_progress and not getattr(args, "json", False), kid_subsets=args.kid_subsets,
-        kid_subset_size=args.kid_subset_size, checkpoint=args.checkpoint, data_dir=args.data_dir,
+        kid_subset_size=args.kid_subset_size, checkpoint=checkpoint, data_dir=args.data_dir,
         cache=False if args.no_cache else None, clip_model=args.clip_model, clip_pretrained=args.clip_pretrained,
         **options,
     )
     if not D.is_main():
         return
-    rec.config["cli_args"] = {k: v for k, v in vars(args).items() if k not in ("func", "source_description")}
-    if args.sampling:
-        rec.config["source"] = args.source_description
-        rec.config["sampling_options"] = parse_sampling_options(args.sampling)
-        rec.config["sampler"] = describe_sampler(source)
+    rec.config["cli_args"] = {k: v for k, v in vars(args).items() if k != "func"}
+    rec.config.update(sampler_config)
     if args.store:
         RecordStore(args.store).append(rec)
     if getattr(args, "json", False):
