@@ -118,6 +118,7 @@ class EvalOptions:
     speed_repeats: int = 3
     speed_warmup: int = 1
     likelihood_batch_size: int | None = None
+    precision: str = "fp32"  # Inception arithmetic: fp32, fp32-strict (no TF32), tf32, bf16, fp16 (autocast)
 
 
 def _content_id(t: torch.Tensor) -> str:
@@ -177,6 +178,9 @@ class Evaluator:
             if not hasattr(self.options, k):
                 raise UsageError(suggest(k, [f.name for f in EvalOptions.__dataclass_fields__.values()], "option"))
             setattr(self.options, k, v)
+        from .features.inception import precision_kwargs
+
+        precision_kwargs(self.options.precision)  # an unknown name fails before any work
         if self.options.mmd_on not in ("features", "raw"):
             raise UsageError(f"mmd_on must be 'features' or 'raw', got {self.options.mmd_on!r}")
         self.split, self.seed, self.batch_size = split, int(seed), int(batch_size)
@@ -238,10 +242,18 @@ class Evaluator:
             else:
                 spec = "inception" if self.is_image else "raw"
             kw = {}
-            if spec == "inception" and self.inception_weights:
-                kw["weights"] = self.inception_weights
-            elif self.inception_weights and spec != "inception" and isinstance(spec, str):
-                warnings.warn(f"--inception-weights is ignored: the extractor is '{spec}'", stacklevel=3)
+            if spec == "inception":
+                from .features.inception import precision_kwargs
+
+                kw.update(precision_kwargs(o.precision))
+                if self.inception_weights:
+                    kw["weights"] = self.inception_weights
+            elif isinstance(spec, str):
+                if self.inception_weights:
+                    warnings.warn(f"--inception-weights is ignored: the extractor is '{spec}'", stacklevel=3)
+                if o.precision != "fp32":
+                    warnings.warn(f"precision={o.precision!r} is ignored: it applies to the Inception extractor, "
+                                  f"and the extractor is '{spec}'", stacklevel=3)
             self.extractor = get_extractor(spec, device=self.device, **kw)
             outs = [self.extractor.feature_output] if self._needs("fid", "kid", "prdc", "mmd") else []
             if self._needs("is") and getattr(self.extractor, "logits_output", None):

@@ -145,3 +145,28 @@ def test_user_weights_with_classifier_give_unbiased_logits(extractor, images, to
     torch.testing.assert_close(out["logits_unbiased"].double(), want, rtol=1e-4, atol=1e-4)
     with pytest.raises(WeightsMissingError, match="does not exist"):
         InceptionExtractor(weights=tmp_path / "nope.pth")
+
+
+def test_precision_option_reaches_the_extractor_and_the_record(env, images):
+    """``precision="bf16"`` runs Inception under bf16 autocast: the features move (but stay close to
+    fp32's), the Record names the precision, and an unknown name fails before any work."""
+    from dgmbench.data.base import DataSplit
+    from dgmbench.errors import UsageError
+    from dgmbench.evaluate import Evaluator, evaluate
+
+    ref = DataSplit("cifar-3", "test", images)
+    rec = {p: evaluate(images, ref, metrics="fid", extractor="inception", precision=p, device="cpu", cache=False,
+                       progress=False, fid_bootstrap=0) for p in ("fp32", "bf16")}
+    assert rec["fp32"].config["extractor"]["config"].startswith("fp32")
+    assert rec["bf16"].config["extractor"]["config"].startswith("bf16-autocast")
+    assert rec["bf16"].config["options"]["precision"] == "bf16"
+    ev = {p: Evaluator(ref, metrics="fid", extractor="inception", precision=p, device="cpu", cache=False)
+          for p in ("fp32", "bf16")}
+    f32 = ev["fp32"].extractor.extract(images)["pool"]
+    b16 = ev["bf16"].extractor.extract(images)["pool"]
+    diff = (f32 - b16).abs().max().item()
+    assert 0 < diff < 0.05 * f32.abs().max().item()
+    with pytest.raises(UsageError, match="unknown precision 'int4'"):
+        Evaluator(ref, metrics="fid", extractor="inception", precision="int4", device="cpu")
+    with pytest.warns(UserWarning, match="precision='bf16' is ignored"):
+        Evaluator(ref, metrics="mmd", extractor="raw", precision="bf16", device="cpu")

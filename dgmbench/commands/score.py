@@ -47,6 +47,9 @@ def add_parser(sub) -> None:
     p.add_argument("--extractor", help="feature extractor: inception, classifier-digits, classifier-mnist, raw, clip "
                                        "(default: by dataset)")
     p.add_argument("--inception-weights", metavar="PATH", help="torch-fidelity Inception weights file (needed for IS)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp32-strict", "tf32", "bf16", "fp16"),
+                   help="Inception arithmetic (default fp32, as torch-fidelity; fp32-strict turns TF32 off on GPUs; "
+                        "tf32/bf16/fp16 are faster and change FID slightly: see benchmarks/RESULTS.md)")
     p.add_argument("--data-dir", metavar="DIR", help="local copy of a downloadable dataset's files")
     p.add_argument("--store", metavar="RESULTS.jsonl", help="append the Record to this JSONL file")
     p.add_argument("--name", help="model name written into the Record")
@@ -123,7 +126,7 @@ def run(args) -> int:
     metrics = args.metrics or _default_metrics(args.dataset)
     options = {"fid_bootstrap": args.fid_bootstrap, "fid_inf": args.fid_inf, "prdc_k": args.prdc_k, "mmd_bandwidth": args.mmd_bandwidth,
                "mmd_permutations": args.mmd_permutations, "mmd_on": args.mmd_on, "clip_w": args.clip_w,
-               "speed_batch_size": args.speed_batch_size}
+               "speed_batch_size": args.speed_batch_size, "precision": args.precision}
     sampling = parse_sampling_options(args.sampling)
     if args.samples:
         from ..protocol import SamplesModel

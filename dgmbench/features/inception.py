@@ -58,6 +58,24 @@ TF_SHA256_PREFIX = "6726825d"
 FID_HELPER_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 CONVERTED_NAME = "inception-fid-helper-converted.pt"
 RESIZE = "torch-fidelity-bilinear-299"
+# ``--precision`` names -> InceptionExtractor keyword arguments. "fp32" leaves PyTorch's global
+# TF32 setting alone, as torch-fidelity does (on CUDA, cuDNN convolutions default to TF32).
+# The FID change each one causes on real CIFAR-10 images is measured in benchmarks/RESULTS.md.
+PRECISIONS: dict[str, dict[str, object]] = {
+    "fp32": {},
+    "fp32-strict": {"tf32": False},
+    "tf32": {"tf32": True},
+    "bf16": {"amp": "bf16"},
+    "fp16": {"amp": "fp16"},
+}
+
+
+def precision_kwargs(precision: str) -> dict[str, object]:
+    """InceptionExtractor keyword arguments of a ``--precision`` name (UsageError for an unknown one)."""
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)} (fp32 is the "
+                         f"reference; the others trade a small, measured FID change for speed)")
+    return dict(PRECISIONS[precision])
 N_CONVS = 94
 
 _SHA_MEMO: dict[tuple[str, int, int], str] = {}
