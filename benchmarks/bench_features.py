@@ -224,3 +224,76 @@ def test_fid_kid_5000_cifar(benchmark, impl, dgm_extractor):
     ref_u8 = _cifar_offline("cifar10_test_first1000.npz")
     benchmark.group = f"FID+KID end to end, {len(gen_u8)} + {len(ref_u8)} CIFAR images, {DEVICE}"
     _fid_kid_side_by_side(benchmark, impl, dgm_extractor, gen_u8, ref_u8, 1000)
+
+
+def _write_pngs(u8: torch.Tensor, folder: Path) -> Path:
+    """uint8 (N, 3, H, W) -> folder/00000.png ... (lossless, what both command lines read)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, img in enumerate(u8.permute(0, 2, 3, 1).numpy()):
+        Image.fromarray(img).save(folder / f"{i:05d}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def png_sets_10k(tmp_path_factory):
+    """10,000 CIFAR-sized PNGs (the 4,000 offline training images, their horizontal flips, and 2,000 of them
+    shifted right by 2 pixels with edge padding) and the 1,000 offline test images as the reference folder."""
+    train = _cifar_offline("cifar10_train_first4000.npz")
+    shifted = torch.cat([train[:2000, :, :, :1].expand(-1, -1, -1, 2), train[:2000, :, :, :-2]], dim=3)
+    gen = torch.cat([train, train.flip(-1), shifted])
+    root = tmp_path_factory.mktemp("cli10k")
+    return _write_pngs(gen, root / "gen"), _write_pngs(_cifar_offline("cifar10_test_first1000.npz"), root / "ref")
+
+
+def _run_cli(cmd: list[str], log: list) -> str:
+    """Run one command line; record (wall s, CPU s of the child and its workers)."""
+    import resource
+    import subprocess
+
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    w0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - w0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    log.append((wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)))
+    return proc.stdout
+
+
+@pytest.mark.skipif(os.environ.get("DGMBENCH_BENCH_CLI10K") != "1",
+                    reason="set DGMBENCH_BENCH_CLI10K=1 (about 30 min per side on one CPU core)")
+@pytest.mark.parametrize("impl", ["dgmbench", "torch-fidelity"])
+def test_score_cli_10k_vs_fidelity(benchmark, impl, dgm_extractor, png_sets_10k):
+    """Issue 9's end-to-end case: ``dgmbench score`` against torch-fidelity's ``fidelity`` command, both as
+    command lines on the same PNG folders (10,000 samples, 1,000 reference images): process start, PNG
+    decoding, two Inception passes, FID and KID (100 subsets of 1,000), no caches, batch ``BS``."""
+    import json
+    import sys
+
+    gen, ref = png_sets_10k
+    bindir = Path(sys.executable).parent
+    if impl == "dgmbench":
+        cmd = [str(bindir / "dgmbench"), "score", "--samples", str(gen), "--dataset", f"folder:{ref}",
+               "--metrics", "fid,kid", "--extractor", "inception", "--device", DEVICE, "--batch-size", str(BS),
+               "--kid-subsets", "100", "--kid-subset-size", "1000", "--fid-bootstrap", "0", "--no-cache",
+               "--no-progress", "--json"]
+    else:
+        cmd = [str(bindir / "fidelity"), "--input1", str(gen), "--input2", str(ref), "--fid", "--kid",
+               "--kid-subsets", "100", "--kid-subset-size", "1000", "-b", str(BS), "--no-cache", "--json",
+               "--feature-extractor-weights-path", str(dgm_extractor.weights_path)]
+        cmd += ["--gpu", "0"] if DEVICE.startswith("cuda") else ["--cpu"]
+    benchmark.group = f"command line end to end, 10,000 + 1,000 CIFAR PNGs, {DEVICE}"
+    log: list = []
+    out = benchmark.pedantic(lambda: _run_cli(cmd, log), rounds=1, iterations=1)
+    if impl == "dgmbench":
+        metrics = json.loads(out)["metrics"]
+        fid, kid = metrics["fid"]["value"], metrics["kid"]["value"]
+    else:
+        res = json.loads(out[out.index("{"):])
+        fid, kid = res["frechet_inception_distance"], res["kernel_inception_distance_mean"]
+    benchmark.extra_info.update(impl=impl, images=11_000, device=DEVICE, fid=fid, kid=kid, command=" ".join(cmd),
+                                images_per_s=11_000 / _medians(log)["wall_s"], **_medians(log))
+    assert np.isfinite(fid) and fid > 0

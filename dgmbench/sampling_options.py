@@ -2,7 +2,7 @@
 
 A model takes sampling options when it has ``configure_sampling(**options)`` (the diffusion
 baseline: sampler, steps, eta, guidance; the score baseline: levels, steps_per_level,
-step_lr, denoise). Values are parsed as JSON scalars where they can be (``50`` -> int,
+step_lr, denoise; the EBM: sample_init, sample_steps). Values are parsed as JSON scalars where they can be (``50`` -> int,
 ``0.5`` -> float, ``true`` -> bool, ``null`` -> None), otherwise kept as strings
 (``sampler=ddim``).
 """

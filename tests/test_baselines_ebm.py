@@ -204,6 +204,30 @@ def test_sample_shape_range_seeded_and_nfe(conf, shape):
     assert model.nfe_per_sample == 8.0  # 4 SGLD steps x (forward + backward)
 
 
+def test_configure_sampling_buffer_states_without_replacement_and_steps():
+    """``--sampling sample_init=buffer,sample_steps=0`` returns distinct replay-buffer states as they
+    are; from noise, ``sample_steps`` sets the chain length and the NFE; bad values are clear errors."""
+    from dgmbench.sampling_options import apply_sampling_options, describe_sampler
+
+    torch.manual_seed(0)
+    model = build_model({"ch": 4, "sgld_steps": 3, "buffer_size": 12}, (1, 8, 8))
+    apply_sampling_options(model, {"sample_init": "buffer", "sample_steps": 0})
+    assert describe_sampler(model) == {"sample_init": "buffer", "sample_steps": 0, "nfe_per_sample": 0.0}
+    x = model.sample(12, generator=torch.Generator().manual_seed(0), batch_size=5)
+    buffer = model.from_internal(model.replay).float()
+    rows = {tuple(r.flatten().tolist()) for r in x}
+    assert len(rows) == 12 and rows == {tuple(r.flatten().tolist()) for r in buffer}  # each state once
+    assert model.sample(20, generator=torch.Generator().manual_seed(0)).shape == (20, 1, 8, 8)  # more than the buffer
+    apply_sampling_options(model, {"sample_init": "noise", "sample_steps": 7})
+    assert model.nfe_per_sample == 14.0
+    with pytest.raises(UsageError, match="sample_steps must be >= 1 from noise"):
+        model.configure_sampling(sample_steps=0)
+    with pytest.raises(UsageError, match="sample_init must be 'noise' or 'buffer'"):
+        model.configure_sampling(sample_init="zeros")
+    with pytest.raises(UsageError, match="unknown sampling option"):
+        apply_sampling_options(model, {"steps": 3})
+
+
 def _trainer(tmp_path, conf, shape, data, name, steps=6, ckpt_every=3):
     cfg = TrainConfig.from_dict({"steps": steps, "batch_size": 16, "lr": 1e-3, "grad_clip": None, "log_every": 1,
                                  "ckpt_every": ckpt_every, "device": "cpu", "seed": 0})

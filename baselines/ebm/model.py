@@ -176,6 +176,24 @@ class EBM(BaselineModel):
         return self.loss(x, y)[0]
 
     # --- sampling -------------------------------------------------------------------------
+    def configure_sampling(self, *, sample_init: str | None = None, sample_steps: int | None = None) -> EBM:
+        """Settings of ``sample``: ``sample_init`` 'noise' (uniform states, the default) or 'buffer'
+        (replay-buffer states, which IGEBM and JEM report samples from), ``sample_steps`` SGLD steps
+        (0 with 'buffer' returns buffer states as they are). Training is unaffected. Returns self."""
+        if sample_init is not None:
+            if sample_init not in ("noise", "buffer"):
+                raise UsageError(f"sample_init must be 'noise' or 'buffer', got '{sample_init}'")
+            self.config["sample_init"] = sample_init
+        if sample_steps is not None:
+            if int(sample_steps) < 0 or (int(sample_steps) == 0 and self.sample_init == "noise"):
+                raise UsageError(f"sample_steps must be >= 1 from noise (>= 0 from the buffer), got {sample_steps}")
+            self.config["sample_steps"] = int(sample_steps)
+        return self
+
+    @property
+    def sample_init(self) -> str:
+        return str(self.config["sample_init"])
+
     @property
     def sample_steps(self) -> int:
         s = self.config["sample_steps"]
@@ -188,18 +206,22 @@ class EBM(BaselineModel):
 
     def sample(self, n: int, *, generator: torch.Generator | None = None, labels: torch.Tensor | None = None,
                batch_size: int = 1000) -> torch.Tensor:
-        """``sample_steps`` SGLD steps from uniform noise (or buffer states); CPU output in the data convention."""
+        """``sample_steps`` SGLD steps from uniform noise (or from distinct replay-buffer states while
+        ``n`` <= the buffer size); CPU output in the data convention."""
         if labels is not None:
             raise UsageError("the EBM is unconditional; sample without labels")
         dev = self.device
         was_training = self.training
         self.eval()
         out = []
+        size = self.replay.shape[0]
+        # buffer states without replacement while there are enough (no duplicated samples)
+        order = (torch.randperm(size, generator=generator)[:n] if n <= size
+                 else torch.randint(0, size, (n,), generator=generator)) if self.sample_init == "buffer" else None
         for s in range(0, n, batch_size):
             m = min(batch_size, n - s)
-            if self.config["sample_init"] == "buffer":
-                idx = torch.randint(0, self.replay.shape[0], (m,), generator=generator)
-                x0 = self.replay[idx.to(dev)]
+            if order is not None:
+                x0 = self.replay[order[s:s + m].to(dev)]
             else:
                 x0 = self._init_states(m, generator, dev)
             x = self.langevin(x0, self.sample_steps, generator)

@@ -67,7 +67,8 @@ def add_parser(sub) -> None:
     p.add_argument("--clip-w", type=float, default=1.0, help="CLIP score weight w (2.5 for CLIP-S; default 1)")
     p.add_argument("--sampling", action="append", metavar="KEY=VALUE",
                    help="sampler option of the model, repeatable or comma-separated, e.g. --sampling sampler=ddim,steps=50 "
-                        "(diffusion: sampler, steps, eta, guidance; score: levels, steps_per_level, step_lr, denoise)")
+                        "(diffusion: sampler, steps, eta, guidance; score: levels, steps_per_level, step_lr, denoise; "
+                        "ebm: sample_init=noise|buffer, sample_steps)")
     p.add_argument("--speed-batch-size", type=int, help="batch size of the speed measurement (default --batch-size)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the reference-feature cache")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
