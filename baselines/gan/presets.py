@@ -66,6 +66,13 @@ PRESETS: dict[str, dict] = {
         "train": {**_DCGAN_TRAIN, "steps": 3000, "device": "cpu"},
         "description": "class-conditional DCGAN on MNIST, CPU-sized (< 30 min)",
     },
+    "mnist-sn": {
+        "dataset": "mnist",
+        "model": {"arch": "dcgan", "z_dim": 64, "g_channels": 32, "d_channels": 32, "loss": "hinge",
+                  "spectral_norm": True, "conditional": True},
+        "train": {**_DCGAN_TRAIN, "steps": 3000, "device": "cpu"},
+        "description": "class-conditional SNGAN-style DCGAN (hinge loss, spectral norm in D) on MNIST, CPU-sized",
+    },
     "mnist-gpu": {
         "dataset": "mnist",
         "model": {"arch": "dcgan", "z_dim": 100, "g_channels": 64, "d_channels": 64, "loss": "ns", "conditional": True},
