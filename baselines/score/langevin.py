@@ -9,6 +9,7 @@ picks eps by NCSNv2's technique 4 from the noise levels and K.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -16,6 +17,7 @@ import torch
 from dgmbench.errors import UsageError
 
 from ..diffusion.gaussian import randn
+
 
 def _ncsnv2_ratio(step_lr: float, sigma_min: float, gamma: float, steps_per_level: int) -> float:
     """NCSNv2 (Song & Ermon 2020) eq. 7: the variance ratio s_T^2 / sigma_i^2 that K steps leave,
@@ -29,8 +31,6 @@ def ncsnv2_step_lr(sigma_max: float, sigma_min: float, num_levels: int, steps_pe
     """NCSNv2's technique 4: the step eps (a_i = eps (sigma_i / sigma_min)^2, same units as sigma^2)
     that brings eq. 7's variance ratio closest to 1 for a geometric sequence of ``num_levels``
     levels. Reproduces the paper's CIFAR-10 (sigma 50 -> 0.01, L 232, K 5) choice eps = 6.2e-6."""
-    import math
-
     from scipy.optimize import minimize_scalar
 
     if not (sigma_max > sigma_min > 0) or num_levels < 2 or steps_per_level < 1:
