@@ -118,6 +118,7 @@ class EvalOptions:
     speed_repeats: int = 3
     speed_warmup: int = 1
     likelihood_batch_size: int | None = None
+    nll_max_n: int | None = None  # NLL/bpd on a seeded subset of at most this many split items (None: all)
     precision: str = "fp32"  # Inception arithmetic: fp32, fp32-strict (no TF32), tf32, bf16, fp16 (autocast)
 
 
@@ -181,6 +182,8 @@ class Evaluator:
         from .features.inception import precision_kwargs
 
         precision_kwargs(self.options.precision)  # an unknown name fails before any work
+        if self.options.nll_max_n is not None and self.options.nll_max_n < 1:
+            raise UsageError(f"nll_max_n must be at least 1, got {self.options.nll_max_n}")
         if self.options.mmd_on not in ("features", "raw"):
             raise UsageError(f"mmd_on must be 'features' or 'raw', got {self.options.mmd_on!r}")
         self.split, self.seed, self.batch_size = split, int(seed), int(batch_size)
@@ -701,9 +704,18 @@ class Evaluator:
         if model is None or likelihood_kind(model) == "none":
             why = "no model was given" if model is None else "the model has no log_likelihood()"
             return [MetricValue(name=m, value=None, note=f"not available: {why}") for m in GROUPS["nll"]]
-        bs = self.options.likelihood_batch_size or self.batch_size
-        return likelihood_metrics(model, self.data.data, images=self.is_image, batch_size=bs, seed=self.seed,
-                                  progress=self.progress)
+        o = self.options
+        bs = o.likelihood_batch_size or self.batch_size
+        data, total = self.data.data, self.data.data.shape[0]
+        if o.nll_max_n is not None and total > o.nll_max_n:
+            g = torch.Generator().manual_seed(self.seed)
+            data = data[torch.randperm(total, generator=g)[: o.nll_max_n].sort().values]
+        mvs = likelihood_metrics(model, data, images=self.is_image, batch_size=bs, seed=self.seed, progress=self.progress)
+        if data.shape[0] < total:
+            for mv in mvs:
+                mv.note = f"on a seeded subset of {data.shape[0]} of the {total} {self.split} items (nll_max_n)"
+                mv.extra["max_n"] = o.nll_max_n
+        return mvs
 
     def _speed(self, model) -> list[MetricValue]:
         from .metrics.speed import measure_speed

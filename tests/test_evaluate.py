@@ -165,6 +165,37 @@ def test_likelihood_and_speed_with_a_model():
     assert rec2.value("bpd") is None and "log_likelihood" in rec2.metrics["bpd"].note
 
 
+def test_nll_on_a_seeded_subset_of_the_split():
+    """``nll_max_n``: the likelihood runs on exactly that many distinct split items, chosen by the seed,
+    and the metric says so; the mean over the subset equals the mean computed directly on it."""
+    split = _digits("test").data
+    seen: list[torch.Tensor] = []
+
+    class PixelSum(CallableModel):
+        likelihood_kind = "exact"
+
+        def log_likelihood(self, x):
+            seen.append(x.clone())
+            return -x.flatten(1).sum(1).double(), "exact"
+
+    model = PixelSum(lambda z: torch.sigmoid(z).reshape(-1, 1, 8, 8), (64,), (1, 8, 8))
+    rec = evaluate(model, "digits", metrics="nll", progress=False, nll_max_n=50, seed=3)
+    used = torch.cat(seen)
+    assert used.shape[0] == 50 == rec.metrics["nll"].n
+    idx = [int(torch.nonzero((split.flatten(1) == r.flatten()).all(1))[0]) for r in used]
+    assert idx == sorted(idx) and len(set(idx)) == 50  # distinct items, in split order
+    assert rec.value("nll") == pytest.approx(float(used.flatten(1).sum(1).double().mean()), rel=1e-12)
+    assert "seeded subset of 50 of the 360 test items" in rec.metrics["nll"].note
+    seen.clear()
+    evaluate(model, "digits", metrics="nll", progress=False, nll_max_n=50, seed=4)
+    assert not torch.equal(torch.cat(seen), used)  # another seed, another subset
+    seen.clear()
+    full = evaluate(model, "digits", metrics="nll", progress=False, nll_max_n=1000)
+    assert full.metrics["nll"].n == 360 and not full.metrics["nll"].note
+    with pytest.raises(UsageError, match="nll_max_n must be at least 1"):
+        evaluate(model, "digits", metrics="nll", progress=False, nll_max_n=0)
+
+
 def test_is_unavailable_and_clip_with_stand_in_extractors():
     class NoLogits(LinearExtractor):
         name = "inception"

@@ -248,6 +248,25 @@ def test_mixture_dataset_reports_mode_coverage(tmp_path, home, monkeypatch):
     assert "/8 modes" in md and "% HQ" in md
 
 
+def test_nll_n_scores_a_subset_and_is_part_of_the_command_and_the_cache_key(tmp_path, home, monkeypatch, capsys):
+    from baselines import registry
+    from dgmbench.cli import main
+
+    monkeypatch.setitem(registry.FAMILIES, "fake", fake.MODULE)
+    args = ["table", "--dataset", "digits", "--preset", "digits-tiny", "--families", "fake", "--seeds", "1",
+            "--metrics", "nll", "--device", "cpu", "--out", str(tmp_path), "--runs-dir", str(tmp_path / "runs"),
+            "--no-progress"]
+    assert main(args + ["--nll-n", "40"]) == 0
+    rec = json.loads((tmp_path / "digits-tiny.jsonl").read_text())
+    assert rec["metrics"]["nll"]["n"] == 40 and "seeded subset of 40" in rec["metrics"]["nll"]["note"]
+    assert "--nll-n 40" in rec["config"]["table"]["command"]
+    capsys.readouterr()
+    assert main(["--json"] + args) == 0  # all items: a different evaluation, the same trained model
+    out = json.loads(capsys.readouterr().out)
+    assert out["trained"] == [] and out["reused"] == []
+    assert json.loads((tmp_path / "digits-tiny.jsonl").read_text())["metrics"]["nll"]["n"] == 360
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["--seeds", "0"], "--seeds must be at least 1"),
     (["--dataset", "ring8", "--preset", "digits-tiny", "--families", "fake"], "trains on 'digits'"),

@@ -62,6 +62,8 @@ def add_parser(sub) -> None:
     p.add_argument("--mmd-bandwidth", type=float, help="RBF sigma (default: median heuristic)")
     p.add_argument("--mmd-permutations", type=int, default=0, help="permutation-test p-value with this many permutations")
     p.add_argument("--mmd-on", choices=("features", "raw"), default="features")
+    p.add_argument("--nll-n", type=int, metavar="N", help="NLL/bpd on a seeded subset of N split items "
+                                                        "(default: all; for slow likelihoods such as a VLB or an ODE)")
     p.add_argument("--clip-model", help="open_clip model name (e.g. ViT-B-32)")
     p.add_argument("--clip-pretrained", help="open_clip pretrained tag or a local checkpoint file")
     p.add_argument("--clip-w", type=float, default=1.0, help="CLIP score weight w (2.5 for CLIP-S; default 1)")
@@ -127,7 +129,7 @@ def run(args) -> int:
     metrics = args.metrics or _default_metrics(args.dataset)
     options = {"fid_bootstrap": args.fid_bootstrap, "fid_inf": args.fid_inf, "prdc_k": args.prdc_k, "mmd_bandwidth": args.mmd_bandwidth,
                "mmd_permutations": args.mmd_permutations, "mmd_on": args.mmd_on, "clip_w": args.clip_w,
-               "speed_batch_size": args.speed_batch_size, "precision": args.precision}
+               "speed_batch_size": args.speed_batch_size, "precision": args.precision, "nll_max_n": args.nll_n}
     sampling = parse_sampling_options(args.sampling)
     if args.samples:
         from ..protocol import SamplesModel

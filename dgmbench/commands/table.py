@@ -42,6 +42,8 @@ def add_parser(sub) -> None:
     p.add_argument("--metrics", help="comma-separated metrics (default: fid,prdc,nll,speed on images; "
                                      "mode_coverage,mmd,nll,speed on 2-D data)")
     p.add_argument("-n", type=int, default=None, help="samples per evaluation (default: the metric engine's)")
+    p.add_argument("--nll-n", type=int, metavar="N", help="NLL/bpd on a seeded subset of N test items (default: all; "
+                                                        "a diffusion VLB costs T network passes per item)")
     p.add_argument("--split", default="test", help="reference split (default: test)")
     p.add_argument("--extractor", help="feature extractor (default: the dataset's, e.g. classifier-digits)")
     p.add_argument("--out", default="leaderboards", help="output folder (default: leaderboards/)")
@@ -56,7 +58,7 @@ def command_line(args) -> str:
     """The canonical command that reproduces this table (defaults left out, except dataset and seeds)."""
     parts = ["dgmbench", "table", "--dataset", args.dataset]
     for opt, attr, default in (("--preset", "preset", None), ("--families", "families", None),
-                               ("--seeds", "seeds", None), ("--steps", "steps", None), ("--metrics", "metrics", None), ("-n", "n", None),
+                               ("--seeds", "seeds", None), ("--steps", "steps", None), ("--metrics", "metrics", None), ("-n", "n", None), ("--nll-n", "nll_n", None),
                                ("--split", "split", "test"), ("--extractor", "extractor", None),
                                ("--device", "device", "auto")):
         val = getattr(args, attr, None)
@@ -71,11 +73,13 @@ def run(args) -> int:
     from ..report.summary import summarize
 
     cfg = TableConfig(dataset=args.dataset, preset=args.preset, families=_csv(args.families), seeds=args.seeds, steps=args.steps,
-                      metrics=_csv(args.metrics), n=args.n, split=args.split, extractor=args.extractor, out=args.out,
+                      metrics=_csv(args.metrics), n=args.n, nll_n=args.nll_n, split=args.split, extractor=args.extractor, out=args.out,
                       runs_dir=args.runs_dir, device=args.device, progress=not args.no_progress,
                       command=command_line(args), name=args.name)
     if args.n is not None and args.n < 2:
         raise UsageError(f"-n must be at least 2, got {args.n}")
+    if args.nll_n is not None and args.nll_n < 1:
+        raise UsageError(f"--nll-n must be at least 1, got {args.nll_n}")
     res = run_table(cfg)
     if getattr(args, "json", False):
         from ..cli import print_json

@@ -133,6 +133,7 @@ class TableConfig:
     steps: int | None = None  # override the preset's training steps (quick runs; part of the model key)
     metrics: list[str] | None = None  # default: DEFAULT_METRICS by dataset kind
     n: int | None = None
+    nll_n: int | None = None  # NLL/bpd on a seeded subset of this many test items (default: all)
     split: str = "test"
     extractor: str | None = None
     out: str = "leaderboards"
@@ -305,7 +306,8 @@ def run_table(cfg: TableConfig, *, evaluate_fn: Callable[..., Record] | None = N
     for job in jobs:
         bar.set_postfix_str(f"{job.family} seed {job.seed}")
         eval_key = _digest({"model": job.key, "dataset": cfg.dataset, "split": cfg.split, "metrics": requested,
-                            "n": cfg.n, "seed": job.seed, "extractor": cfg.extractor, "code": ecode})
+                            "n": cfg.n, "seed": job.seed, "extractor": cfg.extractor, "code": ecode,
+                            **({"nll_n": cfg.nll_n} if cfg.nll_n is not None else {})})
         done = log.find("eval_done", eval_key)
         if done is not None and os.path.exists(job.checkpoint):
             rec = Record.from_dict(done["record"])
@@ -378,6 +380,8 @@ def _evaluate_job(job: Job, cfg: TableConfig, train: dict[str, Any], requested: 
               "device": cfg.device, "model_name": name, "family": job.family, "progress": cfg.progress}
     if cfg.extractor:
         kwargs["extractor"] = cfg.extractor
+    if cfg.nll_n is not None:
+        kwargs["nll_max_n"] = cfg.nll_n
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     try:
         record = evaluate_fn(model, cfg.dataset, **kwargs)
