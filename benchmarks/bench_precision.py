@@ -17,7 +17,6 @@ that is not a speed option but a different metric.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from pathlib import Path
@@ -78,23 +77,22 @@ def test_precision_fid_change(benchmark, precision):
     assert out["rel_change"] < MAX_REL_CHANGE, f"{precision} moves FID by {out['rel_change']:.2%} (fp32 {base:.4f})"
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    ap.add_argument("--out", help="also write the Markdown table to this file")
-    args = ap.parse_args(argv)
-    rows = ["| precision | extractor config | device (threads) | FID | relative change vs fp32 | wall (s) | images/s | "
-            "speed vs fp32 |", "|---|---|---|---|---|---|---|---|"]
+def _rows():
     base = None
     for p in PRECISIONS:
         r = fid_at(p)
         base = base or r
-        rows.append(f"| {p} | {r['extractor']} | {r['device']} ({r['threads']}) | {r['fid']:.6f} | "
-                    f"{abs(r['fid'] - base['fid']) / base['fid']:.2e} | {r['wall_s']:.1f} | {r['images_per_s']:.2f} | "
-                    f"{base['wall_s'] / r['wall_s']:.2f}x |")
-        print(rows[-1], flush=True)
-    if args.out:
-        Path(args.out).write_text("\n".join(rows) + "\n")
-    return 0
+        yield [p, r["extractor"], f"{r['device']} ({r['threads']})", f"{r['fid']:.6f}",
+               f"{abs(r['fid'] - base['fid']) / base['fid']:.2e}", f"{r['wall_s']:.1f}", f"{r['images_per_s']:.2f}",
+               f"{base['wall_s'] / r['wall_s']:.2f}x"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from markdown_table import markdown_table_main
+
+    header = ["precision", "extractor config", "device (threads)", "FID", "relative change vs fp32", "wall (s)",
+              "images/s", "speed vs fp32"]
+    return markdown_table_main(__doc__.split("\n", 1)[0], header, _rows, argv)
 
 
 if __name__ == "__main__":

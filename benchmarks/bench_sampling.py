@@ -16,11 +16,9 @@ default 3), ``DGMBENCH_BENCH_DEVICE`` (default: cuda when available, else cpu).
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -102,21 +100,19 @@ def _fmt(v) -> str:
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    ap.add_argument("--out", help="also write the Markdown table to this file")
-    args = ap.parse_args(argv)
-    rows = ["| preset | family | device | batch | samples/s (median [min, max]) | NFE | network evals/s |",
-            "|---|---|---|---|---|---|---|"]
+def _rows():
     for family, preset in _cases():
         r = time_sampling(family, preset)
-        rows.append(f"| {preset} | {family} | {r['device']} ({r['threads']} threads) | {r['batch_size']} | "
-                    f"{_fmt(r['samples_per_s'])} [{_fmt(r['min'])}, {_fmt(r['max'])}] | {_fmt(r['nfe'])} | "
-                    f"{_fmt(r['network_evals_per_s'])} |")
-        print(rows[-1], flush=True)
-    if args.out:
-        Path(args.out).write_text("\n".join(rows) + "\n")
-    return 0
+        yield [preset, family, f"{r['device']} ({r['threads']} threads)", str(r["batch_size"]),
+               f"{_fmt(r['samples_per_s'])} [{_fmt(r['min'])}, {_fmt(r['max'])}]", _fmt(r["nfe"]),
+               _fmt(r["network_evals_per_s"])]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from markdown_table import markdown_table_main
+
+    header = ["preset", "family", "device", "batch", "samples/s (median [min, max])", "NFE", "network evals/s"]
+    return markdown_table_main(__doc__.split("\n", 1)[0], header, _rows, argv)
 
 
 if __name__ == "__main__":
