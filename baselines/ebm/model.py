@@ -65,6 +65,12 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def _check_sample_init(value: str) -> str:
+    if value not in ("noise", "buffer"):
+        raise UsageError(f"sample_init must be 'noise' or 'buffer', got '{value}'")
+    return value
+
+
 class EBM(BaselineModel):
     family = "ebm"
     likelihood_kind = "estimate"
@@ -76,8 +82,7 @@ class EBM(BaselineModel):
         super().__init__(cfg, data_shape, None)
         if cfg["conditional"]:
             raise UsageError("the ebm family has no class-conditional variant; drop 'conditional'")
-        if cfg["sample_init"] not in ("noise", "buffer"):
-            raise UsageError(f"sample_init must be 'noise' or 'buffer', got '{cfg['sample_init']}'")
+        _check_sample_init(cfg["sample_init"])
         if not 0.0 <= float(cfg["reinit_prob"]) <= 1.0:
             raise UsageError(f"reinit_prob must lie in [0, 1], got {cfg['reinit_prob']}")
         if int(cfg["buffer_size"]) < 1:
@@ -181,9 +186,7 @@ class EBM(BaselineModel):
         (replay-buffer states, which IGEBM and JEM report samples from), ``sample_steps`` SGLD steps
         (0 with 'buffer' returns buffer states as they are). Training is unaffected. Returns self."""
         if sample_init is not None:
-            if sample_init not in ("noise", "buffer"):
-                raise UsageError(f"sample_init must be 'noise' or 'buffer', got '{sample_init}'")
-            self.config["sample_init"] = sample_init
+            self.config["sample_init"] = _check_sample_init(sample_init)
         if sample_steps is not None:
             if int(sample_steps) < 0 or (int(sample_steps) == 0 and self.sample_init == "noise"):
                 raise UsageError(f"sample_steps must be >= 1 from noise (>= 0 from the buffer), got {sample_steps}")
@@ -214,10 +217,11 @@ class EBM(BaselineModel):
         was_training = self.training
         self.eval()
         out = []
-        size = self.replay.shape[0]
-        # buffer states without replacement while there are enough (no duplicated samples)
-        order = (torch.randperm(size, generator=generator)[:n] if n <= size
-                 else torch.randint(0, size, (n,), generator=generator)) if self.sample_init == "buffer" else None
+        order = None  # buffer indices: distinct while the buffer holds enough states
+        if self.sample_init == "buffer":
+            size = self.replay.shape[0]
+            order = torch.randperm(size, generator=generator)[:n] if n <= size else \
+                torch.randint(0, size, (n,), generator=generator)
         for s in range(0, n, batch_size):
             m = min(batch_size, n - s)
             if order is not None:

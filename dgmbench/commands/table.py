@@ -58,7 +58,8 @@ def command_line(args) -> str:
     """The canonical command that reproduces this table (defaults left out, except dataset and seeds)."""
     parts = ["dgmbench", "table", "--dataset", args.dataset]
     for opt, attr, default in (("--preset", "preset", None), ("--families", "families", None),
-                               ("--seeds", "seeds", None), ("--steps", "steps", None), ("--metrics", "metrics", None), ("-n", "n", None), ("--nll-n", "nll_n", None),
+                               ("--seeds", "seeds", None), ("--steps", "steps", None), ("--metrics", "metrics", None),
+                               ("-n", "n", None), ("--nll-n", "nll_n", None),
                                ("--split", "split", "test"), ("--extractor", "extractor", None),
                                ("--device", "device", "auto")):
         val = getattr(args, attr, None)
