@@ -108,6 +108,41 @@ def test_sampler_draws_from_the_model_distribution():
     assert stats.chi2.sf(chi2, dof) > 1e-3, chi2
 
 
+@pytest.mark.parametrize("kernel,layers", [(3, 3), (5, 2)])
+def test_row_logits_equal_the_full_network_and_need_every_receptive_row(kernel, layers, monkeypatch):
+    """The sampler's cropped pass (rows i - receptive_rows .. i, head on row i) gives the
+    full network's logits of row i; cropping one row more than the receptive field does not."""
+    torch.manual_seed(0)
+    c, h, w = 3, 11, 6
+    model = perturbed(build_model({"levels": 5, "hidden": 6, "layers": layers, "kernel": kernel, "conditional": True},
+                                  (c, h, w), num_classes=4).double(), 0.2)
+    assert model.receptive_rows == layers * (kernel // 2)
+    k = torch.randint(0, 5, (3, c, h, w))
+    y = torch.tensor([0, 3, 1])
+    full = model.logits(k, y)
+    for i in range(h):
+        torch.testing.assert_close(model.row_logits(k, i, y), full[..., i, :], rtol=0, atol=1e-12)
+    monkeypatch.setattr(PixelCNN, "receptive_rows", property(lambda self: layers * (kernel // 2) - 1))
+    i = h - 1
+    assert (model.row_logits(k, i, y) - full[..., i, :]).abs().max() > 1e-6
+
+
+def test_cropped_sampler_equals_sampling_with_the_full_network():
+    """Same uniforms, same images as the plain sampler that runs the whole network at every step."""
+    torch.manual_seed(2)
+    c, h, w, levels = 1, 9, 5, 4
+    model = perturbed(build_model({"levels": levels, "hidden": 4, "layers": 2, "kernel": 3}, (c, h, w)).double(), 0.5)
+    got = model.sample(6, generator=torch.Generator().manual_seed(3))
+    u = torch.rand((6, c, h, w), generator=torch.Generator().manual_seed(3)).double()
+    k = torch.zeros((6, c, h, w), dtype=torch.long)
+    with torch.no_grad():
+        for i, j in itertools.product(range(h), range(w)):
+            cdf = torch.softmax(model.logits(k)[:, 0, :, i, j], dim=1).cumsum(1)
+            k[:, 0, i, j] = torch.searchsorted(cdf, u[:, 0, i, j, None].contiguous()).squeeze(1).clamp(max=levels - 1)
+    assert torch.equal(got, k.float() / (levels - 1))
+    assert got.std() > 0.1  # not a constant image
+
+
 def test_made_density_integrates_to_one_and_is_autoregressive():
     torch.manual_seed(0)
     model = perturbed(build_model({"hidden": [16, 16], "components": 3}, (2,)).double(), 0.3)

@@ -267,6 +267,53 @@ def test_nll_n_scores_a_subset_and_is_part_of_the_command_and_the_cache_key(tmp_
     assert json.loads((tmp_path / "digits-tiny.jsonl").read_text())["metrics"]["nll"]["n"] == 360
 
 
+def test_adopted_checkpoint_stands_in_for_training_and_is_named(tmp_path, home, monkeypatch, capsys):
+    """A model trained by ``baselines train`` with the preset's config and seed scores exactly as
+    the table's own training does; the Record and the leaderboard name it; a mismatch is refused."""
+    from baselines import registry
+    from baselines.train import train_preset
+    from dgmbench.cli import main
+
+    monkeypatch.setitem(registry.FAMILIES, "fake", fake.MODULE)
+    args = ["table", "--dataset", "digits", "--preset", "digits-tiny", "--families", "fake", "--seeds", "2",
+            "--metrics", "fid,nll", "-n", "60", "--device", "cpu", "--no-progress"]
+    own = ["--out", str(tmp_path / "own"), "--runs-dir", str(tmp_path / "own-runs")]
+    assert main(["--json"] + args + own) == 0
+    assert json.loads(capsys.readouterr().out)["trained"] == [["fake", 0], ["fake", 1]]
+
+    ckpt = tmp_path / "elsewhere" / "fake-s1.pt"
+    train_preset("fake", "digits-tiny", checkpoint=str(ckpt), seed=1, progress=False, device="cpu")
+    mine = ["--out", str(tmp_path / "lb"), "--runs-dir", str(tmp_path / "runs")]
+    assert main(["--json"] + args + mine + ["--adopt", str(ckpt)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["adopted"] == [["fake", 1]] and out["trained"] == [["fake", 0]]
+    recs = [json.loads(line) for line in (tmp_path / "lb" / "digits-tiny.jsonl").read_text().splitlines()]
+    assert [r["config"]["table"]["adopted_from"] for r in recs] == [None, str(ckpt.resolve())]
+    refs = [json.loads(line) for line in (tmp_path / "own" / "digits-tiny.jsonl").read_text().splitlines()]
+    for r, ref in zip(recs, refs):
+        assert r["metrics"]["fid"]["value"] == ref["metrics"]["fid"]["value"]
+        assert r["metrics"]["nll"]["value"] == ref["metrics"]["nll"]["value"]
+    done = [e for e in _events(tmp_path / "runs") if e["event"] == "train_done" and e["seed"] == 1]
+    assert done[-1]["from_step"] == done[-1]["step"] == fake.PRESETS["digits-tiny"]["train"]["steps"]
+    md = (tmp_path / "lb" / "digits-tiny.md").read_text()
+    assert "Adopted checkpoints" in md and "fake seed 1 from `fake-s1.pt`" in md
+    assert "--adopt" not in recs[0]["config"]["table"]["command"]
+
+    short = tmp_path / "elsewhere" / "fake-short.pt"
+    train_preset("fake", "digits-tiny", checkpoint=str(short), seed=0, overrides={"train": {"steps": 12}},
+                 progress=False, device="cpu")
+    assert main(args + ["--out", str(tmp_path / "x"), "--runs-dir", str(tmp_path / "x-runs"), "--adopt", str(short)]) == 2
+    assert "train steps 12 != 40" in capsys.readouterr().err
+    assert main(args + ["--seeds", "1", "--out", str(tmp_path / "x"), "--runs-dir", str(tmp_path / "x-runs"),
+                        "--adopt", str(ckpt)]) == 2
+    assert "fake checkpoint of seed 1" in capsys.readouterr().err
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    assert main(args + ["--out", str(tmp_path / "x"), "--runs-dir", str(tmp_path / "x-runs"),
+                        "--adopt", str(tmp_path / "bad.pt")]) == 3  # a checkpoint error, not a traceback
+    err = capsys.readouterr().err
+    assert "bad.pt" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["--seeds", "0"], "--seeds must be at least 1"),
     (["--dataset", "ring8", "--preset", "digits-tiny", "--families", "fake"], "trains on 'digits'"),

@@ -119,6 +119,7 @@ class PixelCNN(BaselineModel):
             raise UsageError(f"PixelCNN hidden ({hidden}) must be divisible by the number of channels ({c})")
         if self.levels < 2:
             raise UsageError(f"PixelCNN needs at least 2 levels, got {self.levels}")
+        self.kernel = k
         self.layers = nn.ModuleList(
             [GatedLayer(c if i == 0 else hidden, hidden, c, k, i == 0, num_classes)
              for i in range(int(config.get("layers", 5)))]
@@ -144,6 +145,26 @@ class PixelCNN(BaselineModel):
         out = self.head(h)
         n, _, hh, ww = out.shape
         return out.view(n, self.data_shape[0], self.levels, hh, ww)
+
+    @property
+    def receptive_rows(self) -> int:
+        """Rows above row i that the logits of row i depend on: k // 2 per gated layer."""
+        return len(self.layers) * (self.kernel // 2)
+
+    def row_logits(self, k: torch.Tensor, i: int, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (N, C, levels, W) of row ``i`` alone, equal to ``logits(k, y)[..., i, :]``.
+
+        The network runs only on rows ``i - receptive_rows .. i``: each gated layer reaches
+        ``k // 2`` rows up, so the zero padding above a cropped top row corrupts at most
+        ``receptive_rows`` rows, all above row i, and rows below i are masked out. The
+        head (the widest layer, ``levels`` logits per channel) runs on row i only.
+        """
+        top = max(0, i - self.receptive_rows)
+        v = h = k[:, :, top:i + 1].to(self.head[1].weight.dtype) * (2.0 / (self.levels - 1)) - 1.0
+        for layer in self.layers:
+            v, h = layer(v, h, y)
+        out = self.head(h[:, :, -1:])
+        return out.view(out.shape[0], self.data_shape[0], self.levels, out.shape[-1])
 
     def _check_labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
         if self.num_classes is None:
@@ -185,7 +206,8 @@ class PixelCNN(BaselineModel):
     def sample(self, n: int, *, generator: torch.Generator | None = None,
                labels: torch.Tensor | None = None) -> torch.Tensor:
         """``n`` images in [0, 1] (level / (levels - 1)), sub-pixel by sub-pixel by inverse-CDF
-        sampling. All uniforms are drawn first, so the result does not depend on the batching."""
+        sampling. All uniforms are drawn first, so the result does not depend on the batching.
+        Each step runs the network on the rows that row i can see (:meth:`row_logits`)."""
         c, hh, ww = self.data_shape
         y = self._check_labels(labels, n)
         gdev = generator.device if generator is not None else self.device
@@ -197,7 +219,7 @@ class PixelCNN(BaselineModel):
             for i in range(hh):
                 for j in range(ww):
                     for ch in range(c):
-                        cdf = torch.softmax(self.logits(kb, yb)[:, ch, :, i, j].double(), dim=1).cumsum(1)
+                        cdf = torch.softmax(self.row_logits(kb, i, yb)[:, ch, :, j].double(), dim=1).cumsum(1)
                         idx = torch.searchsorted(cdf, ub[:, ch, i, j, None].contiguous()).squeeze(1)
                         kb[:, ch, i, j] = idx.clamp(max=self.levels - 1)
         return k.float() / (self.levels - 1)

@@ -50,6 +50,9 @@ def add_parser(sub) -> None:
     p.add_argument("--runs-dir", default="runs", help="checkpoints and the state log (default: runs/)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
     p.add_argument("--name", help="output file stem (default: the preset's name)")
+    p.add_argument("--adopt", action="append", default=[], metavar="CKPT",
+                   help="a checkpoint trained elsewhere (python -m baselines train) with this table's preset config "
+                        "and a seed of it, used instead of training that model; repeatable")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -76,7 +79,7 @@ def run(args) -> int:
     cfg = TableConfig(dataset=args.dataset, preset=args.preset, families=_csv(args.families), seeds=args.seeds, steps=args.steps,
                       metrics=_csv(args.metrics), n=args.n, nll_n=args.nll_n, split=args.split, extractor=args.extractor, out=args.out,
                       runs_dir=args.runs_dir, device=args.device, progress=not args.no_progress,
-                      command=command_line(args), name=args.name)
+                      command=command_line(args), name=args.name, adopt=tuple(args.adopt))
     if args.n is not None and args.n < 2:
         raise UsageError(f"-n must be at least 2, got {args.n}")
     if args.nll_n is not None and args.nll_n < 1:
@@ -86,6 +89,7 @@ def run(args) -> int:
         from ..cli import print_json
 
         print_json({"paths": res.paths, "missing": res.missing, "trained": res.trained, "reused": res.reused,
+                    "adopted": res.adopted,
                     "records": [r.to_dict() for r in res.records]})
         return 0
     print(metrics_markdown(summarize(res.records)))
@@ -96,7 +100,8 @@ def run(args) -> int:
         comp = md.split("## Comparison", 1)[1].split("## Not in this table", 1)[0]
         print("Comparison" + comp.rstrip())
     print()
-    print(f"trained {len(res.trained)} model(s), reused {len(res.reused)} finished evaluation(s)")
+    adopted = f", adopted {len(res.adopted)} checkpoint(s)" if res.adopted else ""
+    print(f"trained {len(res.trained)} model(s){adopted}, reused {len(res.reused)} finished evaluation(s)")
     for fam, why in res.missing.items():
         print(f"not in the table: {fam} ({why})")
     for path in res.paths.values():

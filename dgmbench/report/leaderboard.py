@@ -105,6 +105,12 @@ def provenance_lines(records: list[Record]) -> list[str]:
         devices = sorted({r.device for r in records})
         v = records[0].versions or {}
         lines.append("Device: " + ", ".join(devices) + ". Versions: " + ", ".join(f"{k} {v[k]}" for k in sorted(v)) + ".")
+    adopted = sorted((r.family or "", r.seed or 0, t["adopted_from"]) for r in records
+                     if (t := (r.config or {}).get("table", {})).get("adopted_from"))
+    if adopted:
+        lines.append("Adopted checkpoints (trained outside this table with the same preset config and seed; the "
+                     "command above trains them itself): "
+                     + ", ".join(f"{fam} seed {seed} from `{os.path.basename(src)}`" for fam, seed, src in adopted) + ".")
     return lines
 
 

@@ -142,6 +142,7 @@ class TableConfig:
     progress: bool = True
     command: str = "dgmbench table"
     name: str | None = None  # output file stem; default: the preset's name
+    adopt: tuple[str, ...] = ()  # checkpoints trained elsewhere that stand in for jobs (see adopt.py)
 
     @property
     def preset_name(self) -> str:
@@ -168,6 +169,7 @@ class TableResult:
     missing: dict[str, str]
     trained: list[tuple[str, int]] = field(default_factory=list)  # (family, seed) trained in this call
     reused: list[tuple[str, int]] = field(default_factory=list)  # evaluations taken from the state log
+    adopted: list[tuple[str, int]] = field(default_factory=list)  # (family, seed) whose checkpoint was --adopt-ed
 
 
 def resolve_families(cfg: TableConfig) -> tuple[list[str], dict[str, str]]:
@@ -252,8 +254,11 @@ def _train(job: Job, cfg: TableConfig, log: StateLog) -> dict[str, Any]:
     """Train (or resume) one model to its checkpoint; returns the logged ``train_done`` event."""
     from baselines.train import train_preset
 
-    from_step = 0
+    from_step, adopted_from = 0, None
     if os.path.exists(job.checkpoint):
+        adopted = log.find("adopt", job.key)
+        if adopted is not None and adopted.get("source_sha256") == sha256_file(job.checkpoint):
+            adopted_from = adopted["source"]
         try:
             from baselines.checkpoint import read_checkpoint
 
@@ -268,6 +273,8 @@ def _train(job: Job, cfg: TableConfig, log: StateLog) -> dict[str, Any]:
     event = {"event": "train_done", "key": job.key, "family": job.family, "seed": job.seed, "preset": cfg.preset_name,
              "from_step": from_step, "step": res.step, "diverged": bool(res.diverged), "wall_time_s": res.wall_time_s,
              "checkpoint": job.checkpoint, "checkpoint_sha256": sha256_file(job.checkpoint)}
+    if adopted_from is not None:
+        event["adopted_from"] = adopted_from
     log.append(event)
     return event
 
@@ -298,6 +305,11 @@ def run_table(cfg: TableConfig, *, evaluate_fn: Callable[..., Record] | None = N
         resolve_metrics(requested)  # unknown names: UsageError before any training
     jobs = plan_jobs(cfg, families)
     log = StateLog(os.path.join(cfg.runs_dir, STATE_FILE))
+    adopted: dict[str, str] = {}
+    if cfg.adopt:
+        from .adopt import adopt_checkpoints
+
+        adopted = adopt_checkpoints(list(cfg.adopt), jobs, log, cfg.preset_name)
     evaluate_fn = evaluate_fn or _default_evaluate()
     ecode = eval_code_version()
     records: list[Record] = []
@@ -319,7 +331,7 @@ def run_table(cfg: TableConfig, *, evaluate_fn: Callable[..., Record] | None = N
         train = log.find("train_done", job.key)
         if train is None or not os.path.exists(job.checkpoint) or sha256_file(job.checkpoint) != train.get("checkpoint_sha256"):
             train = _train(job, cfg, log)
-            result.trained.append((job.family, job.seed))
+            (result.adopted if job.key in adopted else result.trained).append((job.family, job.seed))
         record = _evaluate_job(job, cfg, train, requested, evaluate_fn, info.kind)
         log.append({"event": "eval_done", "key": eval_key, "family": job.family, "seed": job.seed,
                     "record": record.to_dict()})
@@ -355,6 +367,7 @@ def _evaluate_job(job: Job, cfg: TableConfig, train: dict[str, Any], requested: 
         "family": job.family, "preset": cfg.preset_name, "seed": job.seed, "status": "ok", "note": None,
         "checkpoint": job.checkpoint, "checkpoint_sha256": train.get("checkpoint_sha256"),
         "model_key": job.key, "train_steps": train.get("step"), "train_wall_time_s": train.get("wall_time_s"),
+        "adopted_from": train.get("adopted_from"),
         "diverged": diverged, "history": _compact_history(getattr(model, "train_history", [])),
         "likelihood_kind": likelihood_kind(model), "nfe_per_sample": float(getattr(model, "nfe_per_sample", 1.0)),
         "command": cfg.command,
