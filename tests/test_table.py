@@ -314,6 +314,26 @@ def test_adopted_checkpoint_stands_in_for_training_and_is_named(tmp_path, home, 
     assert "bad.pt" in err and "Traceback" not in err
 
 
+def test_adoption_compares_the_config_a_family_fills_in():
+    """A GAN holds its config with defaults filled in: a checkpoint of the preset matches, one of
+    another preset names the keys that differ."""
+    from baselines.gan import build_model
+    from baselines.registry import get_preset
+    from baselines.train import TrainConfig
+    from dgmbench.report.adopt import train_differences
+
+    spec = get_preset("gan", "digits")
+    model = build_model(spec["model"], (1, 8, 8), 10 if spec["model"].get("conditional") else None)
+    assert set(model.config) > set(spec["model"])  # defaults were added
+    state = {"family": "gan", "dataset": "digits", "config": dict(model.config), "data_shape": [1, 8, 8],
+             "num_classes": 10, "train_config": {**vars(TrainConfig.from_dict({**spec["train"], "seed": 2})),
+                                                  "device": "cuda", "log_every": 1}}
+    assert train_differences(state, spec, 2) == []  # device and logging do not matter
+    assert train_differences(state, spec, 1) == ["train seed 2 != 1"]
+    other = get_preset("gan", "digits-wgangp")
+    assert any(d.startswith("model config differs in") and "loss" in d for d in train_differences(state, other, 2))
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["--seeds", "0"], "--seeds must be at least 1"),
     (["--dataset", "ring8", "--preset", "digits-tiny", "--families", "fake"], "trains on 'digits'"),

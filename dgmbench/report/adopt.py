@@ -23,6 +23,26 @@ from ..errors import UsageError
 IGNORED_TRAIN_KEYS = ("ckpt_every", "log_every", "device")
 
 
+def model_config(state: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """The config a model built from the preset holds (families fill in their defaults), as the
+    trainer compares it on resume."""
+    import torch
+
+    from baselines.registry import family_module
+
+    mcfg = spec.get("model", {})
+    shape = tuple(state.get("data_shape") or ())
+    if not shape:
+        return dict(mcfg)
+    build = family_module(state["family"]).build_model
+    classes = state.get("num_classes") if mcfg.get("conditional") else None
+    try:
+        with torch.device("meta"):  # the config only: no memory for the weights
+            return dict(build(mcfg, shape, classes).config)
+    except Exception:  # a family whose constructor computes on tensors: build it for real
+        return dict(build(mcfg, shape, classes).config)
+
+
 def train_differences(state: dict[str, Any], spec: dict[str, Any], seed: int) -> list[str]:
     """What differs between a checkpoint and the (preset ``spec``, ``seed``) a table job trains."""
     from baselines.train import TrainConfig
@@ -30,9 +50,9 @@ def train_differences(state: dict[str, Any], spec: dict[str, Any], seed: int) ->
     diffs = []
     if state.get("dataset") != spec.get("dataset"):
         diffs.append(f"dataset {state.get('dataset')!r} != {spec.get('dataset')!r}")
-    if state.get("config") != spec.get("model", {}):
-        keys = sorted(set(state.get("config") or {}) | set(spec.get("model", {})))
-        changed = [k for k in keys if (state.get("config") or {}).get(k) != spec.get("model", {}).get(k)]
+    have_cfg, want_cfg = state.get("config") or {}, model_config(state, spec)
+    if have_cfg != want_cfg:
+        changed = [k for k in sorted(set(have_cfg) | set(want_cfg)) if have_cfg.get(k) != want_cfg.get(k)]
         diffs.append(f"model config differs in {', '.join(changed)}")
     want = vars(TrainConfig.from_dict({**spec.get("train", {}), "seed": seed}))
     have = dict(state.get("train_config") or {})
