@@ -60,7 +60,8 @@ PRESETS: dict[str, dict] = {
         "dataset": "mnist",
         "model": {**_CONV, "ch": 32, "sample_steps": 200},
         "train": {**_IMG_TRAIN, "steps": 2000, "device": "cpu"},
-        "description": "conv EBM on MNIST, CPU-sized; samples with 200 SGLD steps from noise, as on digits",
+        "description": ("conv EBM on MNIST; over 80 CPU-minutes (a step costs more than 2.5 CPU-s: 20 SGLD "
+                        "forward+backward passes on 64 images); samples with 200 SGLD steps from noise"),
     },
     "mnist-gpu": {
         "dataset": "mnist",
