@@ -228,6 +228,21 @@ def test_configure_sampling_buffer_states_without_replacement_and_steps():
         apply_sampling_options(model, {"steps": 3})
 
 
+def test_reinit_prob_one_is_short_run_non_persistent():
+    """With ``reinit_prob`` 1 (the short-run recipe of the mnist preset) every training chain starts
+    from fresh uniform noise, whatever the buffer holds; with 0 every chain starts from the buffer."""
+    torch.manual_seed(0)
+    short = build_model({"ch": 4, "buffer_size": 8, "reinit_prob": 1.0}, (1, 8, 8))
+    short.replay.fill_(5.0)  # outside the init range, so a buffer start would show
+    _, x0 = short._negatives(64)
+    r = short._init_range()
+    assert float(x0.abs().max()) <= r and float(x0.std()) > 0.3 * r
+    persistent = build_model({"ch": 4, "buffer_size": 8, "reinit_prob": 0.0}, (1, 8, 8))
+    persistent.replay.fill_(5.0)
+    _, x0 = persistent._negatives(64)
+    assert torch.all(x0 == 5.0)
+
+
 def _trainer(tmp_path, conf, shape, data, name, steps=6, ckpt_every=3):
     cfg = TrainConfig.from_dict({"steps": steps, "batch_size": 16, "lr": 1e-3, "grad_clip": None, "log_every": 1,
                                  "ckpt_every": ckpt_every, "device": "cpu", "seed": 0})
