@@ -198,3 +198,56 @@ def test_report_cli_from_records_file(built, tmp_path, capsys):
     # unknown leaderboard: a usage error (exit 2) that says what to run
     assert main(["report", "--leaderboards", str(tmp_path / "lb"), "--dataset", "nope"]) == 2
     assert "dgmbench table --dataset nope" in capsys.readouterr().err
+
+
+def test_each_family_keeps_its_colour_in_every_plot():
+    from dgmbench.report.plots import FAMILY_ORDER, series_colors
+
+    every = series_colors(list(FAMILY_ORDER))
+    assert len(set(every.values())) == 7
+    # a subset, in another order, gives each family the same colour as the full table
+    sub = series_colors(["diffusion", "gan", "ebm"])
+    assert all(sub[f] == every[f] for f in sub)
+    # a user's models take colours that no family present uses, one each
+    mixed = series_colors(["mine", "gan", "theirs", "mine"])
+    assert mixed["gan"] == every["gan"]
+    assert len({mixed["mine"], mixed["theirs"], mixed["gan"]}) == 3
+
+
+def test_log_axis_when_values_span_more_than_the_limit():
+    from dgmbench.report.plots import LOG_SPAN, wants_log_axis
+
+    assert wants_log_axis([1.19, 188.0, 1048.0])          # samples/s on mnist: 880x
+    assert wants_log_axis([18.2, 28.6, 1554.0])           # one FID far above the rest
+    assert not wants_log_axis([10.0, 12.0, 44.0])         # 4.4x: linear
+    assert not wants_log_axis([1.0, LOG_SPAN])            # at the limit: linear
+    assert not wants_log_axis([0.0, 5.0, 500.0])          # zero cannot go on a log axis
+    assert not wants_log_axis([-3.7, 91.7])               # NLL in nats can be negative
+    assert not wants_log_axis([])
+
+
+def test_log_panel_with_an_interval_through_zero_renders_without_warnings():
+    import warnings
+
+    from dgmbench.report.plots import metric_bars_png, quality_speed_png
+    from dgmbench.report.summary import summarize
+
+    recs = [_record("gan", "digits", 0, None, {"samples_per_s": (1000.0, 900.0, 1100.0), "fid": (20.0, 18.0, 22.0)}),
+            _record("ebm", "digits", 0, None, {"samples_per_s": (0.5, -1.0, 2.0), "fid": (1500.0, 1400.0, 1600.0)})]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for png in (metric_bars_png(summarize(recs), ["samples_per_s", "fid"]), quality_speed_png(summarize(recs))):
+            assert png is not None and Image.open(io.BytesIO(png)).size[0] > 100
+
+
+def test_loss_series_picks_gan_players_ebm_energies_or_the_loss():
+    from dgmbench.report.plots import loss_series
+
+    gan = [{"step": s, "loss": 1.0, "d_loss": 1.0 + s, "g_loss": 2.0 - s} for s in (1, 2)]
+    assert [(lab, vals) for lab, _, vals in loss_series(gan)] == [("D loss", [2.0, 3.0]), ("G loss", [1.0, 0.0])]
+    ebm = [{"step": s, "loss": -s, "e_pos": -5.0, "e_neg": 5.0, "cd": -10.0} for s in (1, 2)]
+    assert [lab for lab, _, _ in loss_series(ebm)] == ["loss", "E(data)", "E(samples)"]
+    # a series missing from one row falls back to the plain loss; non-finite values are dropped
+    plain = [{"step": 1, "loss": 3.0, "e_pos": 1.0}, {"step": 2, "loss": float("nan")}, {"step": 3, "loss": 2.0}]
+    assert loss_series(plain) == [("loss", [1.0, 3.0], [3.0, 2.0])]
+    assert loss_series([{"loss": 1.0}]) == [] and loss_series([]) == []

@@ -254,7 +254,9 @@ def section_html(section: DatasetSection) -> str:
         parts += ["<h3>Quality vs speed</h3>", _img(qs, "quality vs speed")]
     lc = loss_curves_png(section.summaries)
     if lc:
-        parts += ["<h3>Training loss</h3>", '<p class="note">The shared trainer\'s logged loss per seed.</p>',
+        parts += ["<h3>Training loss</h3>", ('<p class="note">The shared trainer\'s log per seed (colour): the training loss; for a GAN '
+                  'the discriminator and generator losses; for an EBM also the mean energy of data and of its '
+                  'SGLD samples (line style). Units are each family\'s own (see its loss).</p>'),
                   _img(lc, "training loss curves")]
     return "\n".join(parts)
 
