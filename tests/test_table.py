@@ -394,8 +394,38 @@ def test_demo_runs_table_then_report(tmp_path, home, monkeypatch, capsys):
                     "--reports", str(tmp_path / "rep"), "--no-progress"])
     out = capsys.readouterr().out
     assert rc == 0
-    assert "$ dgmbench table --dataset digits --seeds 1" in out and "$ dgmbench report --dataset digits-tiny" in out
+    assert "$ dgmbench table --dataset digits --seeds 1" in out and "--threads 1" in out and "$ dgmbench report --dataset digits-tiny" in out
     assert (tmp_path / "lb" / "digits-tiny.md").exists()
     html = (tmp_path / "rep" / "digits-tiny.html").read_text()
     assert "fake" in html and "data:image/png;base64," in html
     assert "demo finished" in out
+
+
+def test_threads_option_sets_torch_threads_for_the_run_and_is_in_the_command(tmp_path, home, monkeypatch, capsys):
+    """``--threads 1`` runs training and scoring with one torch thread (the committed leaderboards'
+    count, which makes CPU training bit-reproducible), names it in the command and restores the count."""
+    import torch
+
+    import baselines.train as btrain
+    from baselines import registry
+    from dgmbench.cli import main
+    monkeypatch.setitem(registry.FAMILIES, "fake", fake.MODULE)
+    seen = []
+    orig = btrain.train_preset
+
+    def spy(*a, **k):  # the table imports train_preset from baselines.train when it trains
+        seen.append(torch.get_num_threads())
+        return orig(*a, **k)
+
+    monkeypatch.setattr(btrain, "train_preset", spy)
+    before = torch.get_num_threads()
+    want = 1 if before != 1 else 2
+    args = ["table", "--dataset", "digits", "--preset", "digits-tiny", "--families", "fake", "--seeds", "1",
+            "--steps", "5", "--metrics", "nll", "--device", "cpu", "--out", str(tmp_path),
+            "--runs-dir", str(tmp_path / "runs"), "--no-progress", "--threads", str(want)]
+    assert main(args) == 0
+    assert seen == [want] and torch.get_num_threads() == before
+    assert f"--threads {want}" in (tmp_path / "digits-tiny.md").read_text().splitlines()[0]
+    capsys.readouterr()
+    assert main(args[:-1] + ["0"]) == 2
+    assert "--threads must be at least 1" in capsys.readouterr().err

@@ -10,7 +10,7 @@ HELP = "train/load the baselines of every family on a dataset, score them and wr
 
 EPILOG = """\
 examples:
-  dgmbench table --dataset digits                      # 7 families x 3 seeds, the published table
+  dgmbench table --dataset digits --threads 1          # 7 families x 3 seeds, the published table
   dgmbench table --dataset ring8 --families gan,flow --seeds 1
   dgmbench table --dataset digits --preset digits-tiny --seeds 2 -n 200 --out /tmp/lb
 
@@ -53,6 +53,9 @@ def add_parser(sub) -> None:
     p.add_argument("--adopt", action="append", default=[], metavar="CKPT",
                    help="a checkpoint trained elsewhere (python -m baselines train) with this table's preset config "
                         "and a seed of it, used instead of training that model; repeatable")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch CPU threads for training and scoring (default: torch's, one per core). CPU "
+                        "training is bit-reproducible for a fixed count; the committed leaderboards use 1")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -64,7 +67,7 @@ def command_line(args) -> str:
                                ("--seeds", "seeds", None), ("--steps", "steps", None), ("--metrics", "metrics", None),
                                ("-n", "n", None), ("--nll-n", "nll_n", None),
                                ("--split", "split", "test"), ("--extractor", "extractor", None),
-                               ("--device", "device", "auto")):
+                               ("--device", "device", "auto"), ("--threads", "threads", None)):
         val = getattr(args, attr, None)
         if val is not None and val != default:
             parts += [opt, str(val)]
@@ -79,7 +82,7 @@ def run(args) -> int:
     cfg = TableConfig(dataset=args.dataset, preset=args.preset, families=_csv(args.families), seeds=args.seeds, steps=args.steps,
                       metrics=_csv(args.metrics), n=args.n, nll_n=args.nll_n, split=args.split, extractor=args.extractor, out=args.out,
                       runs_dir=args.runs_dir, device=args.device, progress=not args.no_progress,
-                      command=command_line(args), name=args.name, adopt=tuple(args.adopt))
+                      command=command_line(args), name=args.name, adopt=tuple(args.adopt), threads=args.threads)
     if args.n is not None and args.n < 2:
         raise UsageError(f"-n must be at least 2, got {args.n}")
     if args.nll_n is not None and args.nll_n < 1:

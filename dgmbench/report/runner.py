@@ -22,6 +22,7 @@ trained just now or earlier, so both paths give the same numbers.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -143,6 +144,7 @@ class TableConfig:
     command: str = "dgmbench table"
     name: str | None = None  # output file stem; default: the preset's name
     adopt: tuple[str, ...] = ()  # checkpoints trained elsewhere that stand in for jobs (see adopt.py)
+    threads: int | None = None  # torch CPU threads while training and scoring; None: torch's default
 
     @property
     def preset_name(self) -> str:
@@ -279,8 +281,34 @@ def _train(job: Job, cfg: TableConfig, log: StateLog) -> dict[str, Any]:
     return event
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """``torch.set_num_threads(n)`` inside the block, the previous count restored after (None: no
+    change). CPU training is bit-reproducible for a fixed thread count; another count changes the
+    weights at float rounding, so a table's numbers move in their last digits."""
+    if n is None:
+        yield
+        return
+    if n < 1:
+        raise UsageError(f"--threads must be at least 1, got {n}")
+    import torch
+
+    prev = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
+
+
 def run_table(cfg: TableConfig, *, evaluate_fn: Callable[..., Record] | None = None) -> TableResult:
-    """Train/load, score and tabulate every (family, seed) of ``cfg``; see the module docstring."""
+    """Train/load, score and tabulate every (family, seed) of ``cfg`` (with ``cfg.threads`` torch
+    threads when set); see the module docstring."""
+    with torch_threads(cfg.threads):
+        return _run_table(cfg, evaluate_fn)
+
+
+def _run_table(cfg: TableConfig, evaluate_fn: Callable[..., Record] | None) -> TableResult:
     from tqdm.auto import tqdm
 
     from ..data.registry import dataset_info
