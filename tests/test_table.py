@@ -429,3 +429,44 @@ def test_threads_option_sets_torch_threads_for_the_run_and_is_in_the_command(tmp
     capsys.readouterr()
     assert main(args[:-1] + ["0"]) == 2
     assert "--threads must be at least 1" in capsys.readouterr().err
+
+
+def test_sampling_option_rescoring_reuses_the_trained_model(tmp_path, home, capsys):
+    """``--sampling ebm:sample_steps=K`` scores the EBM with K SGLD steps: the trained model is
+    reused, the evaluation is redone, and the Record, the command and the header name the sampler."""
+    from dgmbench.cli import main
+
+    base = ["--json", "table", "--dataset", "digits", "--preset", "digits-tiny", "--families", "ebm", "--seeds", "1",
+            "--steps", "3", "--metrics", "speed", "--device", "cpu", "--out", str(tmp_path),
+            "--runs-dir", str(tmp_path / "runs"), "--no-progress"]
+    assert main(base) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["trained"] == [["ebm", 0]]
+    default_nfe = first["records"][0]["config"]["table"]["nfe_per_sample"]
+    assert main(base + ["--sampling", "ebm:sample_steps=3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["trained"] == [] and out["reused"] == []  # same model, new evaluation
+    table = out["records"][0]["config"]["table"]
+    assert table["sampling"] == {"sample_steps": 3} and table["nfe_per_sample"] == 6.0 != default_nfe
+    assert "--sampling ebm:sample_steps=3" in table["command"]
+    assert out["records"][0]["model"] == "ebm-digits-tiny [sample_steps=3]"
+    md = (tmp_path / "digits-tiny.md").read_text()
+    assert "Sampler options (scored with them; training is not affected): ebm sample_steps=3." in md
+    assert main(base + ["--sampling", "ebm:sample_steps=3"]) == 0  # and that evaluation is cached in turn
+    assert json.loads(capsys.readouterr().out)["reused"] == [["ebm", 0]]
+
+
+@pytest.mark.parametrize("sampling, needle", [
+    ("ebm:nope=1", "unknown sampling option(s) nope"),
+    ("vae:sample_steps=3", "not in this table"),
+    ("ebm", "takes FAMILY:KEY=VALUE"),
+])
+def test_bad_sampling_option_stops_before_any_training(sampling, needle, tmp_path, capsys):
+    from dgmbench.cli import main
+
+    argv = ["table", "--dataset", "digits", "--preset", "digits-tiny", "--families", "ebm", "--seeds", "1",
+            "--steps", "3", "--out", str(tmp_path), "--runs-dir", str(tmp_path / "runs"), "--no-progress",
+            "--sampling", sampling]
+    assert main(argv) == 2
+    assert needle in capsys.readouterr().err
+    assert not list((tmp_path / "runs").rglob("*.pt"))

@@ -13,6 +13,7 @@ examples:
   dgmbench table --dataset digits --threads 1          # 7 families x 3 seeds, the published table
   dgmbench table --dataset ring8 --families gan,flow --seeds 1
   dgmbench table --dataset digits --preset digits-tiny --seeds 2 -n 200 --out /tmp/lb
+  dgmbench table --dataset mnist --seeds 1 --sampling ebm:sample_steps=500 --sampling diffusion:steps=50
 
 Checkpoints go to RUNS/DATASET/FAMILY-PRESET-sSEED-HASH.pt (the hash covers the preset and
 the family's code); finished trainings and evaluations are logged in RUNS/table-state.jsonl
@@ -53,6 +54,10 @@ def add_parser(sub) -> None:
     p.add_argument("--adopt", action="append", default=[], metavar="CKPT",
                    help="a checkpoint trained elsewhere (python -m baselines train) with this table's preset config "
                         "and a seed of it, used instead of training that model; repeatable")
+    p.add_argument("--sampling", action="append", default=[], metavar="FAMILY:KEY=VALUE",
+                   help="sampler options one family's models are scored with, e.g. --sampling ebm:sample_steps=500 "
+                        "or --sampling diffusion:sampler=ddim,steps=50 (repeatable; part of the evaluation's cache "
+                        "key, not of the training's: trained models are reused)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch CPU threads for training and scoring (default: torch's, one per core). CPU "
                         "training is bit-reproducible for a fixed count; the committed leaderboards use 1")
@@ -71,18 +76,21 @@ def command_line(args) -> str:
         val = getattr(args, attr, None)
         if val is not None and val != default:
             parts += [opt, str(val)]
+    for item in getattr(args, "sampling", None) or ():
+        parts += ["--sampling", item]
     return shlex.join(parts)
 
 
 def run(args) -> int:
     from ..report.leaderboard import metrics_markdown
-    from ..report.runner import TableConfig, run_table
+    from ..report.runner import TableConfig, parse_table_sampling, run_table
     from ..report.summary import summarize
 
     cfg = TableConfig(dataset=args.dataset, preset=args.preset, families=_csv(args.families), seeds=args.seeds, steps=args.steps,
                       metrics=_csv(args.metrics), n=args.n, nll_n=args.nll_n, split=args.split, extractor=args.extractor, out=args.out,
                       runs_dir=args.runs_dir, device=args.device, progress=not args.no_progress,
-                      command=command_line(args), name=args.name, adopt=tuple(args.adopt), threads=args.threads)
+                      command=command_line(args), name=args.name, adopt=tuple(args.adopt), threads=args.threads,
+                      sampling=parse_table_sampling(args.sampling))
     if args.n is not None and args.n < 2:
         raise UsageError(f"-n must be at least 2, got {args.n}")
     if args.nll_n is not None and args.nll_n < 1:

@@ -172,9 +172,15 @@ def _model_samples(s: ModelSummary, kind: str, n_images: int = 64, n_points: int
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = load_baseline(path)
+        sampling = info.get("sampling") or {}
+        if sampling:  # the sampler the table scored it with
+            from ..sampling_options import apply_sampling_options
+
+            apply_sampling_options(model, sampling)
         with torch.no_grad():
             x = model.sample(n_images if kind == "image" else n_points, generator=torch.Generator().manual_seed(0))
-        return x.detach().float().cpu(), f"seed {finished[0].seed} checkpoint, sampling seed 0"
+        how = f", sampler {', '.join(f'{k}={v}' for k, v in sampling.items())}" if sampling else ""
+        return x.detach().float().cpu(), f"seed {finished[0].seed} checkpoint, sampling seed 0{how}"
     except Exception as e:  # noqa: BLE001 - a broken model must not break the report
         return None, f"could not sample ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
 

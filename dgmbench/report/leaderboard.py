@@ -8,6 +8,7 @@ Files are written atomically (temporary file + rename).
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -105,6 +106,12 @@ def provenance_lines(records: list[Record]) -> list[str]:
         devices = sorted({r.device for r in records})
         v = records[0].versions or {}
         lines.append("Device: " + ", ".join(devices) + ". Versions: " + ", ".join(f"{k} {v[k]}" for k in sorted(v)) + ".")
+    samplers = sorted({(r.family or "", json.dumps(t["sampling"], sort_keys=True)) for r in records
+                       if (t := (r.config or {}).get("table", {})).get("sampling")})
+    if samplers:
+        lines.append("Sampler options (scored with them; training is not affected): "
+                     + ", ".join(f"{fam} {', '.join(f'{k}={v}' for k, v in json.loads(o).items())}"
+                                 for fam, o in samplers) + ".")
     adopted = sorted((r.family or "", r.seed or 0, t["adopted_from"]) for r in records
                      if (t := (r.config or {}).get("table", {})).get("adopted_from"))
     if adopted:

@@ -145,6 +145,7 @@ class TableConfig:
     name: str | None = None  # output file stem; default: the preset's name
     adopt: tuple[str, ...] = ()  # checkpoints trained elsewhere that stand in for jobs (see adopt.py)
     threads: int | None = None  # torch CPU threads while training and scoring; None: torch's default
+    sampling: dict[str, dict[str, Any]] = field(default_factory=dict)  # family -> sampler options (scoring only)
 
     @property
     def preset_name(self) -> str:
@@ -331,6 +332,7 @@ def _run_table(cfg: TableConfig, evaluate_fn: Callable[..., Record] | None) -> T
         pass
     else:
         resolve_metrics(requested)  # unknown names: UsageError before any training
+    check_table_sampling(cfg, families, info)
     jobs = plan_jobs(cfg, families)
     log = StateLog(os.path.join(cfg.runs_dir, STATE_FILE))
     adopted: dict[str, str] = {}
@@ -345,9 +347,11 @@ def _run_table(cfg: TableConfig, evaluate_fn: Callable[..., Record] | None) -> T
     bar = tqdm(total=len(jobs), desc=f"table {cfg.out_name}", unit="model", disable=not cfg.progress, dynamic_ncols=True)
     for job in jobs:
         bar.set_postfix_str(f"{job.family} seed {job.seed}")
+        sampling = cfg.sampling.get(job.family) or {}
         eval_key = _digest({"model": job.key, "dataset": cfg.dataset, "split": cfg.split, "metrics": requested,
                             "n": cfg.n, "seed": job.seed, "extractor": cfg.extractor, "code": ecode,
-                            **({"nll_n": cfg.nll_n} if cfg.nll_n is not None else {})})
+                            **({"nll_n": cfg.nll_n} if cfg.nll_n is not None else {}),
+                            **({"sampling": sampling} if sampling else {})})
         done = log.find("eval_done", eval_key)
         if done is not None and os.path.exists(job.checkpoint):
             rec = Record.from_dict(done["record"])
@@ -372,6 +376,60 @@ def _run_table(cfg: TableConfig, evaluate_fn: Callable[..., Record] | None) -> T
     return result
 
 
+def sampling_label(options: dict[str, Any]) -> str:
+    """``{"sample_steps": 500}`` -> ``"sample_steps=500"`` (as ``--sampling`` takes them)."""
+    return ",".join(f"{k}={'null' if v is None else str(v).lower() if isinstance(v, bool) else v}"
+                    for k, v in options.items())
+
+
+def parse_table_sampling(items: list[str] | tuple[str, ...] | None) -> dict[str, dict[str, Any]]:
+    """``["ebm:sample_steps=500", "diffusion:sampler=ddim,steps=50"]`` -> {family: options}: the
+    sampler options each family's models are scored with (training is not affected)."""
+    from baselines.registry import FAMILIES
+
+    from ..errors import suggest
+    from ..sampling_options import parse_sampling_options
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items or ():
+        fam, sep, rest = str(item).partition(":")
+        fam = fam.strip()
+        if not sep or not fam or "=" in fam:
+            raise UsageError(f"table --sampling takes FAMILY:KEY=VALUE[,KEY=VALUE] (e.g. --sampling "
+                             f"ebm:sample_steps=500), got '{item}'")
+        if fam not in FAMILIES:
+            raise UsageError(suggest(fam, FAMILIES, "family"))
+        opts = parse_sampling_options([rest])
+        if not opts:
+            raise UsageError(f"--sampling {item}: no KEY=VALUE after '{fam}:'")
+        clash = sorted(set(opts) & set(out.get(fam, {})))
+        if clash:
+            raise UsageError(f"sampling option(s) {', '.join(clash)} of {fam} given twice")
+        out.setdefault(fam, {}).update(opts)
+    return out
+
+
+def check_table_sampling(cfg: TableConfig, families: list[str], info: Any) -> None:
+    """Before any training: every ``--sampling`` family is in this table and takes those options
+    (checked on an untrained model of its preset config)."""
+    from baselines.registry import family_module, get_preset
+
+    from ..sampling_options import apply_sampling_options
+
+    for fam, opts in cfg.sampling.items():
+        if fam not in families:
+            raise UsageError(f"--sampling {fam}:... names a family that is not in this table "
+                             f"(it has: {', '.join(families)})")
+        spec = get_preset(fam, cfg.preset_name)
+        mcfg = dict(spec.get("model", {}))
+        try:
+            probe = family_module(fam).build_model(mcfg, tuple(info.shape),
+                                                   info.num_classes if mcfg.get("conditional") else None)
+        except Exception:  # noqa: BLE001 - a model that cannot be probed is checked when it is scored
+            continue
+        apply_sampling_options(probe, opts)
+
+
 def _compact_history(history: list[dict[str, Any]]) -> list[dict[str, float]]:
     out = []
     for h in history or []:
@@ -390,6 +448,11 @@ def _evaluate_job(job: Job, cfg: TableConfig, train: dict[str, Any], requested: 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a diverged checkpoint warns; the table reports it instead
         model = load_baseline(job.checkpoint, device=None if cfg.device == "auto" else cfg.device)
+    sampling = cfg.sampling.get(job.family) or {}
+    if sampling:
+        from ..sampling_options import apply_sampling_options
+
+        apply_sampling_options(model, sampling)  # before nfe_per_sample is read: it depends on them
     diverged = bool(train.get("diverged")) or bool(getattr(model, "diverged", None))
     table = {
         "family": job.family, "preset": cfg.preset_name, "seed": job.seed, "status": "ok", "note": None,
@@ -398,7 +461,7 @@ def _evaluate_job(job: Job, cfg: TableConfig, train: dict[str, Any], requested: 
         "adopted_from": train.get("adopted_from"),
         "diverged": diverged, "history": _compact_history(getattr(model, "train_history", [])),
         "likelihood_kind": likelihood_kind(model), "nfe_per_sample": float(getattr(model, "nfe_per_sample", 1.0)),
-        "command": cfg.command,
+        "command": cfg.command, **({"sampling": dict(sampling)} if sampling else {}),
     }
     if kind == "points":
         try:
@@ -409,7 +472,7 @@ def _evaluate_job(job: Job, cfg: TableConfig, train: dict[str, Any], requested: 
                 table["num_modes"] = int(ref.modes.shape[0])
         except DgmbenchError:
             pass
-    name = f"{job.family}-{cfg.preset_name}"
+    name = f"{job.family}-{cfg.preset_name}" + (f" [{sampling_label(sampling)}]" if sampling else "")
     if diverged:
         table["status"] = "diverged"
         div = getattr(model, "diverged", None)
