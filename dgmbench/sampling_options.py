@@ -45,6 +45,12 @@ def parse_sampling_options(items: Iterable[str] | None) -> dict[str, Any]:
     return out
 
 
+def format_sampling_options(options: dict[str, Any]) -> str:
+    """The inverse of :func:`parse_sampling_options`: ``{"sampler": "ddim", "steps": 50}`` ->
+    ``"sampler=ddim,steps=50"`` (booleans and None as JSON, so the text parses back to the same dict)."""
+    return ",".join(f"{k}={json.dumps(v) if v is None or isinstance(v, bool) else v}" for k, v in options.items())
+
+
 def sampling_option_names(model: Any) -> list[str]:
     """The keyword options ``model.configure_sampling`` accepts (empty when it has none)."""
     fn = getattr(model, "configure_sampling", None)

@@ -229,8 +229,9 @@ def test_configure_sampling_buffer_states_without_replacement_and_steps():
 
 
 def test_reinit_prob_one_is_short_run_non_persistent():
-    """With ``reinit_prob`` 1 (the short-run recipe of the mnist preset) every training chain starts
-    from fresh uniform noise, whatever the buffer holds; with 0 every chain starts from the buffer."""
+    """With ``reinit_prob`` 1 (the short-run, non-persistent recipe of Nijkamp et al. 2019, tried on
+    mnist; see baselines/README) every training chain starts from fresh uniform noise, whatever the
+    buffer holds; with 0 every chain starts from the buffer."""
     torch.manual_seed(0)
     short = build_model({"ch": 4, "buffer_size": 8, "reinit_prob": 1.0}, (1, 8, 8))
     short.replay.fill_(5.0)  # outside the init range, so a buffer start would show

@@ -201,8 +201,10 @@ def test_report_cli_from_records_file(built, tmp_path, capsys):
 
 
 def test_each_family_keeps_its_colour_in_every_plot():
+    from baselines.registry import FAMILIES
     from dgmbench.report.plots import FAMILY_ORDER, series_colors
 
+    assert FAMILY_ORDER == tuple(FAMILIES)  # the registry's built-ins, in its order
     every = series_colors(list(FAMILY_ORDER))
     assert len(set(every.values())) == 7
     # a subset, in another order, gives each family the same colour as the full table

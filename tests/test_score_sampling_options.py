@@ -74,3 +74,12 @@ def test_cli_sampling_errors_are_usage_errors(tmp_path, monkeypatch, diffusion_c
     np.savez(path, x=x)
     rc = main(["score", "--samples", str(path), "--dataset", "digits", "--metrics", "fid", "--sampling", "steps=3"])
     assert rc == 2 and "does not apply to --samples" in capsys.readouterr().err
+
+
+def test_format_sampling_options_parses_back_to_the_same_options():
+    from dgmbench.sampling_options import format_sampling_options, parse_sampling_options
+
+    opts = {"sampler": "ddim", "steps": 50, "eta": 0.5, "denoise": True, "guidance": None}
+    text = format_sampling_options(opts)
+    assert text == "sampler=ddim,steps=50,eta=0.5,denoise=true,guidance=null"
+    assert parse_sampling_options([text]) == opts

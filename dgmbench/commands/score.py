@@ -8,7 +8,12 @@ import math
 
 from ..errors import UsageError
 from ..results import RecordStore
-from ..sampling_options import apply_sampling_options, describe_sampler, parse_sampling_options
+from ..sampling_options import (
+    apply_sampling_options,
+    describe_sampler,
+    format_sampling_options,
+    parse_sampling_options,
+)
 
 HELP = "score a model or sample set (FID, KID, IS, PRDC, MMD, KDE, NLL/bpd, CLIP, speed) and append a Record"
 
@@ -85,10 +90,6 @@ def _default_metrics(dataset: str) -> str:
     return "mode_coverage,mmd,kde" if info is not None and info.kind == "points" else "fid,kid,prdc"
 
 
-def _fmt_options(options: dict) -> str:
-    return ",".join(f"{k}={v}" for k, v in options.items())
-
-
 def _fmt(v: float | None) -> str:
     if v is None:
         return "n/a"
@@ -154,7 +155,7 @@ def run(args) -> int:
 
             model, described = resolve_model(source, checkpoint=checkpoint, device=D.local_device(device))
             source, checkpoint = apply_sampling_options(model, sampling), None
-            name = name or f"{getattr(model, 'name', None) or type(model).__name__} [{_fmt_options(sampling)}]"
+            name = name or f"{getattr(model, 'name', None) or type(model).__name__} [{format_sampling_options(sampling)}]"
             sampler_config = {"source": described, "sampling_options": sampling, "sampler": describe_sampler(model)}
         _score_and_print(evaluate, source, args, metrics, options, D.local_device(device), checkpoint=checkpoint,
                          name=name, sampler_config=sampler_config)

@@ -21,6 +21,7 @@ import platform
 from dataclasses import dataclass, field
 
 from ..results import Record, atomic_write_text
+from ..sampling_options import apply_sampling_options, format_sampling_options
 from .comparison import COLUMNS, comparison_markdown, comparison_table, fmt, rules_for
 from .leaderboard import metric_header, metrics_markdown, ordered_metrics
 from .summary import DENSITY_METRIC, STABILITY_METRIC, ModelSummary, dataset_kind, summarize, table_info
@@ -173,13 +174,10 @@ def _model_samples(s: ModelSummary, kind: str, n_images: int = 64, n_points: int
             warnings.simplefilter("ignore")
             model = load_baseline(path)
         sampling = info.get("sampling") or {}
-        if sampling:  # the sampler the table scored it with
-            from ..sampling_options import apply_sampling_options
-
-            apply_sampling_options(model, sampling)
+        apply_sampling_options(model, sampling)  # the sampler the table scored it with (no-op when empty)
         with torch.no_grad():
             x = model.sample(n_images if kind == "image" else n_points, generator=torch.Generator().manual_seed(0))
-        how = f", sampler {', '.join(f'{k}={v}' for k, v in sampling.items())}" if sampling else ""
+        how = f", sampler {format_sampling_options(sampling)}" if sampling else ""
         return x.detach().float().cpu(), f"seed {finished[0].seed} checkpoint, sampling seed 0{how}"
     except Exception as e:  # noqa: BLE001 - a broken model must not break the report
         return None, f"could not sample ({type(e).__name__}: {str(e).splitlines()[0][:200]})"

@@ -8,12 +8,12 @@ Files are written atomically (temporary file + rename).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 
 from ..metrics.names import METRICS
 from ..results import Record, atomic_write_text
+from ..sampling_options import format_sampling_options
 from .comparison import comparison_markdown, comparison_table, fmt
 from .summary import ModelSummary, dataset_kind, summarize, table_info
 
@@ -106,12 +106,11 @@ def provenance_lines(records: list[Record]) -> list[str]:
         devices = sorted({r.device for r in records})
         v = records[0].versions or {}
         lines.append("Device: " + ", ".join(devices) + ". Versions: " + ", ".join(f"{k} {v[k]}" for k in sorted(v)) + ".")
-    samplers = sorted({(r.family or "", json.dumps(t["sampling"], sort_keys=True)) for r in records
+    samplers = sorted({(r.family or "", format_sampling_options(t["sampling"])) for r in records
                        if (t := (r.config or {}).get("table", {})).get("sampling")})
     if samplers:
         lines.append("Sampler options (scored with them; training is not affected): "
-                     + ", ".join(f"{fam} {', '.join(f'{k}={v}' for k, v in json.loads(o).items())}"
-                                 for fam, o in samplers) + ".")
+                     + ", ".join(f"{fam} {opts}" for fam, opts in samplers) + ".")
     adopted = sorted((r.family or "", r.seed or 0, t["adopted_from"]) for r in records
                      if (t := (r.config or {}).get("table", {})).get("adopted_from"))
     if adopted:

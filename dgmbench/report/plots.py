@@ -22,8 +22,10 @@ from .summary import ModelSummary
 
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
           "#bcbd22", "#17becf"]
-# The baselines' families in their registry order, so each family keeps one colour in every plot
-# and every report (the seven families take the first seven colours).
+# The seven built-in baseline families in their registry order, so each keeps one colour in every
+# plot and every report. Written out rather than read from baselines.registry.FAMILIES: families
+# registered at run time (plugins, tests) must not shift the built-in ones' colours; a test checks
+# that this matches the registry's built-ins.
 FAMILY_ORDER = ("autoregressive", "vae", "flow", "gan", "ebm", "score", "diffusion")
 # A panel switches to a log axis when its positive values span more than this factor.
 LOG_SPAN = 30.0

@@ -35,6 +35,7 @@ from typing import Any
 
 from ..errors import DgmbenchError, UsageError
 from ..results import Record, append_jsonl_line
+from ..sampling_options import apply_sampling_options, format_sampling_options, parse_sampling_options
 from .leaderboard import LeaderboardMeta, write_leaderboard
 
 DEFAULT_METRICS = {
@@ -376,19 +377,12 @@ def _run_table(cfg: TableConfig, evaluate_fn: Callable[..., Record] | None) -> T
     return result
 
 
-def sampling_label(options: dict[str, Any]) -> str:
-    """``{"sample_steps": 500}`` -> ``"sample_steps=500"`` (as ``--sampling`` takes them)."""
-    return ",".join(f"{k}={'null' if v is None else str(v).lower() if isinstance(v, bool) else v}"
-                    for k, v in options.items())
-
-
 def parse_table_sampling(items: list[str] | tuple[str, ...] | None) -> dict[str, dict[str, Any]]:
     """``["ebm:sample_steps=500", "diffusion:sampler=ddim,steps=50"]`` -> {family: options}: the
     sampler options each family's models are scored with (training is not affected)."""
     from baselines.registry import FAMILIES
 
     from ..errors import suggest
-    from ..sampling_options import parse_sampling_options
 
     out: dict[str, dict[str, Any]] = {}
     for item in items or ():
@@ -413,8 +407,6 @@ def check_table_sampling(cfg: TableConfig, families: list[str], info: Any) -> No
     """Before any training: every ``--sampling`` family is in this table and takes those options
     (checked on an untrained model of its preset config)."""
     from baselines.registry import family_module, get_preset
-
-    from ..sampling_options import apply_sampling_options
 
     for fam, opts in cfg.sampling.items():
         if fam not in families:
@@ -449,10 +441,7 @@ def _evaluate_job(job: Job, cfg: TableConfig, train: dict[str, Any], requested: 
         warnings.simplefilter("ignore")  # a diverged checkpoint warns; the table reports it instead
         model = load_baseline(job.checkpoint, device=None if cfg.device == "auto" else cfg.device)
     sampling = cfg.sampling.get(job.family) or {}
-    if sampling:
-        from ..sampling_options import apply_sampling_options
-
-        apply_sampling_options(model, sampling)  # before nfe_per_sample is read: it depends on them
+    apply_sampling_options(model, sampling)  # before nfe_per_sample is read: it depends on them (no-op when empty)
     diverged = bool(train.get("diverged")) or bool(getattr(model, "diverged", None))
     table = {
         "family": job.family, "preset": cfg.preset_name, "seed": job.seed, "status": "ok", "note": None,
@@ -472,7 +461,7 @@ def _evaluate_job(job: Job, cfg: TableConfig, train: dict[str, Any], requested: 
                 table["num_modes"] = int(ref.modes.shape[0])
         except DgmbenchError:
             pass
-    name = f"{job.family}-{cfg.preset_name}" + (f" [{sampling_label(sampling)}]" if sampling else "")
+    name = f"{job.family}-{cfg.preset_name}" + (f" [{format_sampling_options(sampling)}]" if sampling else "")
     if diverged:
         table["status"] = "diverged"
         div = getattr(model, "diverged", None)
