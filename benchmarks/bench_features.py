@@ -16,10 +16,16 @@ torch-fidelity's DataLoader workers (up to 4 processes, its default) are not in 
 process time; their work here is only indexing in-memory uint8 tensors. Environment:
 
 - ``DGMBENCH_BENCH_N`` images per set (default 64), ``DGMBENCH_BENCH_BS`` batch size
-  (default 64), ``DGMBENCH_BENCH_ROUNDS`` rounds per test (default 2),
+  (default 64; a comma-separated list gives one feature case per size, the end-to-end cases use the first), ``DGMBENCH_BENCH_ROUNDS`` rounds per test (default 2),
   ``DGMBENCH_BENCH_DEVICE`` (default: cuda when available, else cpu),
   ``DGMBENCH_BENCH_OPTS`` dgmbench options: ``nchw`` (turn off the default channels_last),
   ``bf16`` (autocast), ``tf32``.
+- ``DGMBENCH_BENCH_DATA`` / ``DGMBENCH_BENCH_WEIGHTS``: the CIFAR-10 folder and the Inception
+  weights file (see ``bench_inputs.py``), for a machine without ``../shared`` such as a GPU
+  box fed by ``benchmarks/offline_bundle.py``.
+- ``DGMBENCH_BENCH_PEAK_TFLOPS``: the device's peak for the arithmetic in use, when
+  :data:`dgmbench.flops.PEAK_TFLOPS` does not know it (a CPU); each feature case records the
+  achieved TFLOP/s (5.71 GMAC = 11.4 GFLOP per image) and its fraction of that peak.
 - ``DGMBENCH_OFFLINE=1`` is set here: nothing is downloaded.
 """
 
@@ -32,15 +38,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bench_inputs import WEIGHTS, cifar_test_u8, cifar_train_u8, distinct_images
 
 os.environ.setdefault("DGMBENCH_OFFLINE", "1")
 
 N = int(os.environ.get("DGMBENCH_BENCH_N", "64"))
-BS = int(os.environ.get("DGMBENCH_BENCH_BS", "64"))
+BATCH_SIZES = [int(b) for b in os.environ.get("DGMBENCH_BENCH_BS", "64").split(",") if b]
+BS = BATCH_SIZES[0]  # the end-to-end cases use the first
 ROUNDS = int(os.environ.get("DGMBENCH_BENCH_ROUNDS", "2"))
 DEVICE = os.environ.get("DGMBENCH_BENCH_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 OPTS = {o for o in os.environ.get("DGMBENCH_BENCH_OPTS", "").split(",") if o}
-OFFLINE = Path(__file__).resolve().parents[1].parent / "shared" / "offline" / "cifar10-subset"
 
 
 def _timed(fn, log: list):
@@ -77,18 +84,9 @@ class _U8Dataset(torch.utils.data.Dataset):
         return self.u8[i]
 
 
-def _cifar_offline(name: str) -> torch.Tensor:
-    path = OFFLINE / name
-    if not path.exists():
-        pytest.skip(f"offline CIFAR-10 subset not found at {path}")
-    with np.load(path) as z:
-        data = z["data"]
-    return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
-
-
 def _cifar_u8(start: int, n: int) -> torch.Tensor:
     """n offline CIFAR-10 test images from ``start`` (wrapping around the 1,000), uint8 (n, 3, 32, 32)."""
-    data = _cifar_offline("cifar10_test_first1000.npz")
+    data = cifar_test_u8()
     return data[torch.arange(start, start + n) % len(data)].clone()
 
 
@@ -99,7 +97,7 @@ def dgm_extractor():
     kw = {"channels_last": "nchw" not in OPTS, "amp": "bf16" if "bf16" in OPTS else None}
     if "tf32" in OPTS:
         kw["tf32"] = True
-    return InceptionExtractor(device=DEVICE, **kw)
+    return InceptionExtractor(WEIGHTS, device=DEVICE, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -121,43 +119,72 @@ def images_u8(request):
     return request.param, u8
 
 
-def _dgm_extract(ext, u8):
+def _dgm_extract(ext, u8, bs: int = BS):
     from dgmbench.features.registry import feature_pass
 
     x = u8.float() / 255.0  # dgmbench's input convention; round(255 x) gives back u8 exactly
-    fp = feature_pass({ext: ["pool"]}, x, batch_size=BS, device=DEVICE)
+    fp = feature_pass({ext: ["pool"]}, x, batch_size=bs, device=DEVICE)
     _sync()
     return fp.features[("inception", "pool")]
 
 
-def _tf_extract(ext, u8):
+def _tf_extract(ext, u8, bs: int = BS):
     from torch_fidelity.utils import get_featuresdict_from_dataset
 
     out = get_featuresdict_from_dataset(
-        _U8Dataset(u8), ext, batch_size=BS, cuda=DEVICE.startswith("cuda"), save_cpu_ram=False, verbose=False
+        _U8Dataset(u8), ext, batch_size=bs, cuda=DEVICE.startswith("cuda"), save_cpu_ram=False, verbose=False
     )
     _sync()
     return out["2048"]
 
 
+@pytest.mark.parametrize("bs", BATCH_SIZES, ids=[f"bs{b}" for b in BATCH_SIZES])
 @pytest.mark.parametrize("impl", ["dgmbench", "torch-fidelity"])
-def test_extract(benchmark, impl, images_u8, dgm_extractor, tf_extractor):
+def test_extract(benchmark, impl, bs, images_u8, dgm_extractor, tf_extractor):
     size, u8 = images_u8
-    benchmark.group = f"inception features, {N} images {size}x{size}, batch {BS}, {DEVICE}"
+    benchmark.group = f"inception features, {N} images {size}x{size}, batch {bs}, {DEVICE}"
     if impl == "dgmbench":
-        fn = lambda: _dgm_extract(dgm_extractor, u8)  # noqa: E731
+        fn = lambda: _dgm_extract(dgm_extractor, u8, bs)  # noqa: E731
     else:
-        fn = lambda: _tf_extract(tf_extractor, u8)  # noqa: E731
+        fn = lambda: _tf_extract(tf_extractor, u8, bs)  # noqa: E731
     log: list = []
     feats = benchmark.pedantic(_timed(fn, log), rounds=ROUNDS, iterations=1, warmup_rounds=0)
     assert feats.shape == (N, 2048)
     if not OPTS & {"bf16", "tf32"}:  # same float32 network, same inputs: same features
         other = _tf_extract(tf_extractor, u8[:4]) if impl == "dgmbench" else _dgm_extract(dgm_extractor, u8[:4])
         torch.testing.assert_close(feats[:4].cpu(), other.cpu(), rtol=0, atol=1e-4)
+    images_per_s = N / _medians(log)["wall_s"]
     benchmark.extra_info.update(
-        impl=impl, images=N, size=size, batch_size=BS, device=DEVICE, opts=sorted(OPTS),
-        images_per_s=N / _medians(log)["wall_s"], threads=torch.get_num_threads(), **_medians(log),
+        impl=impl, images=N, size=size, batch_size=bs, device=DEVICE, device_name=_device_name(), opts=sorted(OPTS),
+        images_per_s=images_per_s, threads=torch.get_num_threads(), **_medians(log),
+        arithmetic=_arithmetic(), **_utilisation(images_per_s),
     )
+
+
+def _device_name() -> str:
+    return torch.cuda.get_device_name(torch.device(DEVICE)) if DEVICE.startswith("cuda") else "cpu"
+
+
+def _arithmetic() -> str:
+    """The arithmetic the convolutions ran in: bf16 autocast, TF32 tensor cores (PyTorch's default for cuDNN
+    convolutions on CUDA, or forced by ``tf32``) or plain fp32."""
+    if "bf16" in OPTS:
+        return "bf16"
+    if DEVICE.startswith("cuda") and ("tf32" in OPTS or torch.backends.cudnn.allow_tf32):
+        return "tf32"
+    return "fp32"
+
+
+def _utilisation(images_per_s: float) -> dict:
+    """Achieved TFLOP/s of the Inception pass (5.71 GMAC per image) and its fraction of the data-sheet peak for
+    the arithmetic in use (``DGMBENCH_BENCH_PEAK_TFLOPS`` overrides the peak, e.g. for a CPU)."""
+    from dgmbench.flops import inception_forward_work, utilisation
+
+    out = utilisation(images_per_s, inception_forward_work(), _device_name(), _arithmetic())
+    if os.environ.get("DGMBENCH_BENCH_PEAK_TFLOPS"):
+        out["peak_tflops"] = float(os.environ["DGMBENCH_BENCH_PEAK_TFLOPS"])
+        out["fraction_of_peak"] = out["achieved_tflops"] / out["peak_tflops"]
+    return out
 
 
 def _fid_kid_side_by_side(benchmark, impl: str, dgm_extractor, gen_u8: torch.Tensor, ref_u8: torch.Tensor,
@@ -219,9 +246,8 @@ def test_fid_kid_5000_cifar(benchmark, impl, dgm_extractor):
     IS is left out because the offline weights have no logits layer. Each side's FID and KID are
     recorded in ``extra_info`` (``--benchmark-json``) for the comparison in RESULTS.md.
     """
-    train = _cifar_offline("cifar10_train_first4000.npz")
-    gen_u8 = torch.cat([train, train[:1000].flip(-1)])
-    ref_u8 = _cifar_offline("cifar10_test_first1000.npz")
+    gen_u8 = distinct_images(cifar_train_u8(), 5000)
+    ref_u8 = cifar_test_u8()
     benchmark.group = f"FID+KID end to end, {len(gen_u8)} + {len(ref_u8)} CIFAR images, {DEVICE}"
     _fid_kid_side_by_side(benchmark, impl, dgm_extractor, gen_u8, ref_u8, 1000)
 
@@ -240,11 +266,9 @@ def _write_pngs(u8: torch.Tensor, folder: Path) -> Path:
 def png_sets_10k(tmp_path_factory):
     """10,000 CIFAR-sized PNGs (the 4,000 offline training images, their horizontal flips, and 2,000 of them
     shifted right by 2 pixels with edge padding) and the 1,000 offline test images as the reference folder."""
-    train = _cifar_offline("cifar10_train_first4000.npz")
-    shifted = torch.cat([train[:2000, :, :, :1].expand(-1, -1, -1, 2), train[:2000, :, :, :-2]], dim=3)
-    gen = torch.cat([train, train.flip(-1), shifted])
+    gen = distinct_images(cifar_train_u8(), 10_000)
     root = tmp_path_factory.mktemp("cli10k")
-    return _write_pngs(gen, root / "gen"), _write_pngs(_cifar_offline("cifar10_test_first1000.npz"), root / "ref")
+    return _write_pngs(gen, root / "gen"), _write_pngs(cifar_test_u8(), root / "ref")
 
 
 def _run_cli(cmd: list[str], log: list) -> str:
@@ -274,16 +298,16 @@ def test_score_cli_10k_vs_fidelity(benchmark, impl, dgm_extractor, png_sets_10k)
     import sys
 
     gen, ref = png_sets_10k
-    bindir = Path(sys.executable).parent
+    weights = str(dgm_extractor.weights_path)  # the same file on both sides
     if impl == "dgmbench":
-        cmd = [str(bindir / "dgmbench"), "score", "--samples", str(gen), "--dataset", f"folder:{ref}",
+        cmd = [sys.executable, "-m", "dgmbench", "score", "--samples", str(gen), "--dataset", f"folder:{ref}",
                "--metrics", "fid,kid", "--extractor", "inception", "--device", DEVICE, "--batch-size", str(BS),
                "--kid-subsets", "100", "--kid-subset-size", "1000", "--fid-bootstrap", "0", "--no-cache",
-               "--no-progress", "--json"]
+               "--no-progress", "--json", "--inception-weights", weights]
     else:
-        cmd = [str(bindir / "fidelity"), "--input1", str(gen), "--input2", str(ref), "--fid", "--kid",
+        cmd = [sys.executable, "-m", "torch_fidelity.fidelity", "--input1", str(gen), "--input2", str(ref), "--fid", "--kid",
                "--kid-subsets", "100", "--kid-subset-size", "1000", "-b", str(BS), "--no-cache", "--json",
-               "--feature-extractor-weights-path", str(dgm_extractor.weights_path)]
+               "--feature-extractor-weights-path", weights]
         cmd += ["--gpu", "0"] if DEVICE.startswith("cuda") else ["--cpu"]
     benchmark.group = f"command line end to end, 10,000 + 1,000 CIFAR PNGs, {DEVICE}"
     log: list = []

@@ -10,7 +10,8 @@ from fp32's, the wall time and images/s. Two ways to run::
 
 Environment: ``DGMBENCH_BENCH_N`` generated-side images (default 4000, all the offline
 training images), ``DGMBENCH_BENCH_NREF`` reference images (default 1000), ``DGMBENCH_BENCH_BS``
-(default 64), ``DGMBENCH_BENCH_DEVICE`` (default: cuda when available, else cpu).
+(default 64), ``DGMBENCH_BENCH_DEVICE`` (default: cuda when available, else cpu), ``DGMBENCH_BENCH_DATA`` and
+``DGMBENCH_BENCH_WEIGHTS`` (see ``bench_inputs.py``).
 The test asserts the change stays under 1% of FID: a precision that moves FID more than
 that is not a speed option but a different metric.
 """
@@ -19,11 +20,10 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from bench_inputs import WEIGHTS, cifar_test_u8, cifar_train_u8
 
 os.environ.setdefault("DGMBENCH_OFFLINE", "1")
 
@@ -31,18 +31,8 @@ N = int(os.environ.get("DGMBENCH_BENCH_N", "4000"))
 NREF = int(os.environ.get("DGMBENCH_BENCH_NREF", "1000"))
 BS = int(os.environ.get("DGMBENCH_BENCH_BS", "64"))
 DEVICE = os.environ.get("DGMBENCH_BENCH_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
-OFFLINE = Path(__file__).resolve().parents[1].parent / "shared" / "offline" / "cifar10-subset"
 PRECISIONS = ("fp32", "bf16") if not DEVICE.startswith("cuda") else ("fp32", "fp32-strict", "tf32", "bf16", "fp16")
 MAX_REL_CHANGE = 0.01
-
-
-def _cifar(name: str, n: int) -> torch.Tensor:
-    path = OFFLINE / name
-    if not path.exists():
-        pytest.skip(f"offline CIFAR-10 subset not found at {path}")
-    with np.load(path) as z:
-        data = z["data"][:n]
-    return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()).float() / 255.0
 
 
 def fid_at(precision: str) -> dict:
@@ -50,16 +40,18 @@ def fid_at(precision: str) -> dict:
     from dgmbench.data.base import DataSplit
     from dgmbench.evaluate import evaluate
 
-    gen = _cifar("cifar10_train_first4000.npz", N)
-    ref = DataSplit("cifar10-offline", "test", _cifar("cifar10_test_first1000.npz", NREF))
+    gen = cifar_train_u8()[:N].float() / 255.0
+    ref = DataSplit("cifar10-offline", "test", cifar_test_u8()[:NREF].float() / 255.0)
     if DEVICE.startswith("cuda"):
         torch.cuda.synchronize()
     t0 = time.perf_counter()
     rec = evaluate(gen, ref, metrics="fid", n=len(gen), n_ref=len(ref), extractor="inception", precision=precision,
-                   device=DEVICE, batch_size=BS, cache=False, progress=False, fid_bootstrap=0)
+                   inception_weights=WEIGHTS, device=DEVICE, batch_size=BS, cache=False, progress=False, fid_bootstrap=0)
     wall = time.perf_counter() - t0
     return {"precision": precision, "fid": rec.value("fid"), "wall_s": wall, "images_per_s": (len(gen) + len(ref)) / wall,
-            "device": DEVICE, "threads": torch.get_num_threads(), "extractor": rec.config["extractor"]["config"]}
+            "device": DEVICE, "threads": torch.get_num_threads(), "extractor": rec.config["extractor"]["config"],
+            "weights_sha256": rec.config["extractor"].get("extractor_sha256"),
+            "device_name": torch.cuda.get_device_name(torch.device(DEVICE)) if DEVICE.startswith("cuda") else "cpu"}
 
 
 _FP32: dict = {}
