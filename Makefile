@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup lint bench clean chromium
+.PHONY: demo test setup lint bench bench-gpu clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pytest benchmarks --benchmark-only
+
+## bench-gpu: every GPU figure of benchmarks/RESULTS.md into bench-gpu/ (summary.md, JSON, logs)
+bench-gpu: $(STAMP)
+	PYTHON=$(PY) bash benchmarks/gpu_suite.sh all bench-gpu
 
 clean:
 	rm -rf $(VENV) build *.egg-info
