@@ -140,3 +140,32 @@ def test_summary_puts_the_peers_side_by_side_with_ratios(tmp_path):
     assert "2.50x" in e2e
     assert "## Other cases" in md and "test_something_new[x]" in md
     assert "abcdef0123" in md and "NVIDIA H100 80GB HBM3" in md
+
+
+# --- the GPU suite, run small on the CPU --------------------------------------------------------
+@pytest.mark.slow
+def test_gpu_suite_runs_and_summarises_on_cpu(offline_dir, tmp_path):
+    """benchmarks/gpu_suite.sh end to end at toy sizes on the CPU: the feature run (both implementations, two
+    input sizes) and the sampling run (ring8) finish, and summary.md holds their tables with ratios."""
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("bash") is None or shutil.which("timeout") is None:
+        pytest.skip("needs bash and coreutils' timeout")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHON": sys.executable, "DGMBENCH_BENCH_DEVICE": "cpu", "DGMBENCH_BENCH_N": "2",
+           "BATCHES": "2", "ROUNDS": "1", "PRESETS": "ring8", "SAMPLING_BS": "8",
+           "SKIP": "features-tf32 features-bf16 precision cli10k", "OMP_NUM_THREADS": "1",
+           "DGMBENCH_BENCH_DATA": str(offline_dir / "cifar10-subset")}
+    proc = subprocess.run(["bash", str(BENCH / "gpu_suite.sh"), "all", str(out)], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert {p.name for p in out.glob("*.json")} == {"features.json", "sampling.json"}
+    md = (out / "summary.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| cpu | ")]
+    assert {r.split("|")[2].strip() for r in rows} == {"32x32", "299x299"}
+    for r in rows:
+        cells = [c.strip() for c in r.strip("|").split("|")]
+        assert cells[5] != "-" and cells[6] != "-" and cells[7].endswith("x")  # both sides measured, a ratio
+    assert "## Sampling speed of every baseline" in md and "| ring8 | diffusion |" in md
