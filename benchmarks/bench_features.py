@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bench_inputs import WEIGHTS, cifar_test_u8, cifar_train_u8, distinct_images
+from bench_inputs import WEIGHTS, cifar_test_u8, cifar_train_u8, device_name, distinct_images
 
 os.environ.setdefault("DGMBENCH_OFFLINE", "1")
 
@@ -155,14 +155,10 @@ def test_extract(benchmark, impl, bs, images_u8, dgm_extractor, tf_extractor):
         torch.testing.assert_close(feats[:4].cpu(), other.cpu(), rtol=0, atol=1e-4)
     images_per_s = N / _medians(log)["wall_s"]
     benchmark.extra_info.update(
-        impl=impl, images=N, size=size, batch_size=bs, device=DEVICE, device_name=_device_name(), opts=sorted(OPTS),
+        impl=impl, images=N, size=size, batch_size=bs, device=DEVICE, device_name=device_name(DEVICE), opts=sorted(OPTS),
         images_per_s=images_per_s, threads=torch.get_num_threads(), **_medians(log),
         arithmetic=_arithmetic(), **_utilisation(images_per_s),
     )
-
-
-def _device_name() -> str:
-    return torch.cuda.get_device_name(torch.device(DEVICE)) if DEVICE.startswith("cuda") else "cpu"
 
 
 def _arithmetic() -> str:
@@ -180,7 +176,7 @@ def _utilisation(images_per_s: float) -> dict:
     the arithmetic in use (``DGMBENCH_BENCH_PEAK_TFLOPS`` overrides the peak, e.g. for a CPU)."""
     from dgmbench.flops import inception_forward_work, utilisation
 
-    out = utilisation(images_per_s, inception_forward_work(), _device_name(), _arithmetic())
+    out = utilisation(images_per_s, inception_forward_work(), device_name(DEVICE), _arithmetic())
     if os.environ.get("DGMBENCH_BENCH_PEAK_TFLOPS"):
         out["peak_tflops"] = float(os.environ["DGMBENCH_BENCH_PEAK_TFLOPS"])
         out["fraction_of_peak"] = out["achieved_tflops"] / out["peak_tflops"]

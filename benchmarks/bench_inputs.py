@@ -1,4 +1,4 @@
-"""What the Inception benchmarks read: the offline CIFAR-10 subset and the Inception weights file.
+"""What the Inception benchmarks read (the offline CIFAR-10 subset, the Inception weights file) and the device name they record.
 
 - ``DGMBENCH_BENCH_DATA``: a folder with ``cifar10_test_first1000.npz`` and one
   ``cifar10_train_first<N>.npz`` (default: ``../shared/offline/cifar10-subset`` beside the
@@ -36,9 +36,14 @@ def _load(path: Path) -> torch.Tensor:
 
 def train_file() -> Path:
     """The ``cifar10_train_first<N>.npz`` in :data:`FOLDER` with the largest N."""
-    found = sorted(FOLDER.glob("cifar10_train_first*.npz"),
-                   key=lambda p: int(re.sub(r"\D", "", p.stem.rsplit("first", 1)[-1]) or 0))
-    return found[-1] if found else FOLDER / "cifar10_train_first4000.npz"
+    counts = {p: re.fullmatch(r"cifar10_train_first(\d+)", p.stem) for p in FOLDER.glob("cifar10_train_first*.npz")}
+    found = sorted((int(m.group(1)), p) for p, m in counts.items() if m)
+    return found[-1][1] if found else FOLDER / "cifar10_train_first4000.npz"
+
+
+def device_name(device: str) -> str:
+    """The GPU's marketing name for a CUDA device (what :data:`dgmbench.flops.PEAK_TFLOPS` is keyed by), else 'cpu'."""
+    return torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else "cpu"
 
 
 def cifar_test_u8() -> torch.Tensor:

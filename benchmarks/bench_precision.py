@@ -23,7 +23,7 @@ import time
 
 import pytest
 import torch
-from bench_inputs import WEIGHTS, cifar_test_u8, cifar_train_u8
+from bench_inputs import WEIGHTS, cifar_test_u8, cifar_train_u8, device_name
 
 os.environ.setdefault("DGMBENCH_OFFLINE", "1")
 
@@ -51,7 +51,7 @@ def fid_at(precision: str) -> dict:
     return {"precision": precision, "fid": rec.value("fid"), "wall_s": wall, "images_per_s": (len(gen) + len(ref)) / wall,
             "device": DEVICE, "threads": torch.get_num_threads(), "extractor": rec.config["extractor"]["config"],
             "weights_sha256": rec.config["extractor"].get("extractor_sha256"),
-            "device_name": torch.cuda.get_device_name(torch.device(DEVICE)) if DEVICE.startswith("cuda") else "cpu"}
+            "device_name": device_name(DEVICE)}
 
 
 _FP32: dict = {}

@@ -21,7 +21,6 @@ re-made on unpacking.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import subprocess
 import sys
@@ -34,6 +33,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # dgmbench from this checkout when run as a script
 sys.path.insert(0, str(HERE))
 
+from dgmbench.results import sha256_file  # noqa: E402
+
 MANIFEST = "MANIFEST.json"
 WEIGHTS_FILE = "inception-{dtype}.pt"
 PIP_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
@@ -42,14 +43,6 @@ PIP_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_
 
 class BundleError(RuntimeError):
     """A bundle that cannot be made or used; the message says what to do."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _classifier_is_placeholder(sd: dict[str, torch.Tensor]) -> bool:
@@ -79,7 +72,7 @@ def pack(dest: Path, *, weights: str | None = None, weights_dtype: str = "fp16",
     wname = WEIGHTS_FILE.format(dtype=weights_dtype)
     torch.save(stored, dest / wname)
     files[wname] = {"kind": "weights", "dtype": weights_dtype, "source": str(src), "source_origin": origin,
-                    "source_sha256": _sha256(src), "classifier": "placeholder" if placeholder else "stored",
+                    "source_sha256": sha256_file(src), "classifier": "placeholder" if placeholder else "stored",
                     "fc_shapes": {k: list(v.shape) for k, v in sd.items() if k.startswith("fc.")}}
 
     cifar = dest / "cifar"
@@ -108,7 +101,7 @@ def pack(dest: Path, *, weights: str | None = None, weights_dtype: str = "fp16",
             files[f"wheels/{w.name}"] = {"kind": "wheel"}
 
     for rel, meta in files.items():
-        meta["sha256"] = _sha256(dest / rel)
+        meta["sha256"] = sha256_file(dest / rel)
         meta["bytes"] = (dest / rel).stat().st_size
     manifest = {"files": files, "total_bytes": sum(m["bytes"] for m in files.values()),
                 "torch": torch.__version__}
@@ -126,7 +119,7 @@ def verify(bundle: Path) -> dict:
         p = bundle / rel
         if not p.exists():
             raise BundleError(f"bundle file {rel} is missing; copy the whole bundle folder again")
-        got = _sha256(p)
+        got = sha256_file(p)
         if got != meta["sha256"]:
             raise BundleError(f"bundle file {rel} is corrupt (sha256 {got[:12]}, expected {meta['sha256'][:12]}); "
                               "copy it again")

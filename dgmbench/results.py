@@ -183,6 +183,17 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         raise
 
 
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks (no memo: a file rewritten in place is re-read)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def append_jsonl_line(path: str | os.PathLike, line: str) -> None:
     """Append one JSON line to ``path`` under an exclusive lock, with one write call.
 

@@ -73,7 +73,7 @@ def adopt_checkpoints(paths: list[str], jobs: list[Any], log: Any, preset: str) 
     """
     from baselines.checkpoint import read_checkpoint
 
-    from .runner import sha256_file
+    from ..results import sha256_file
 
     adopted: dict[str, str] = {}
     for path in paths:

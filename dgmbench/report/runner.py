@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DgmbenchError, UsageError
-from ..results import Record, append_jsonl_line
+from ..results import Record, append_jsonl_line, sha256_file
 from ..sampling_options import apply_sampling_options, format_sampling_options, parse_sampling_options
 from .leaderboard import LeaderboardMeta, write_leaderboard
 
@@ -77,14 +77,6 @@ def eval_code_version() -> str:
     files += [pkg / "units.py", pkg / "validation.py", pkg / "protocol.py"]
     files += sorted(f for f in (pkg / "assets").rglob("*") if f.is_file())  # classifier weights
     return _hash_files([f for f in files if f.exists()])[:16]
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _digest(obj: Any) -> str:
