@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from dgmbench.data import DataSplit, get_dataset
+from dgmbench.devices import resolve_device
 
 from .base import BaselineModel
 from .checkpoint import read_checkpoint, save_checkpoint
@@ -90,12 +91,6 @@ class TrainResult:
     step: int
     diverged: bool
     wall_time_s: float
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class EMA:

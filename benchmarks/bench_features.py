@@ -188,7 +188,7 @@ def _fid_kid_side_by_side(benchmark, impl: str, dgm_extractor, gen_u8: torch.Ten
     """Time FID + KID (100 subsets of ``subset``) of uint8 ``gen_u8`` against ``ref_u8`` with one
     implementation; both extract both sets with the same weights file (no reference cache)."""
     from dgmbench.data.base import DataSplit
-    from dgmbench.evaluate import evaluate
+    from dgmbench.harness import evaluate
 
     weights = str(dgm_extractor.weights_path)
 

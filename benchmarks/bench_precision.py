@@ -38,7 +38,7 @@ MAX_REL_CHANGE = 0.01
 def fid_at(precision: str) -> dict:
     """FID of the training images against the test images with one precision, and its timing."""
     from dgmbench.data.base import DataSplit
-    from dgmbench.evaluate import evaluate
+    from dgmbench.harness import evaluate
 
     gen = cifar_train_u8()[:N].float() / 255.0
     ref = DataSplit("cifar10-offline", "test", cifar_test_u8()[:NREF].float() / 255.0)

@@ -15,6 +15,11 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Evaluator": ".harness",
+    "EvalOptions": ".options",
+    "evaluate": ".harness",
+    "register_metric": ".metrics.registry",
+    "register_loader": ".protocol",
     "CallableModel": ".protocol",
     "GenerativeModel": ".protocol",
     "SamplesModel": ".protocol",
@@ -26,24 +31,21 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .protocol import CallableModel, GenerativeModel, SamplesModel, load_model  # noqa: F401
+    from .harness import Evaluator, evaluate  # noqa: F401
+    from .metrics.registry import register as register_metric  # noqa: F401
+    from .options import EvalOptions  # noqa: F401
+    from .protocol import CallableModel, GenerativeModel, SamplesModel, load_model, register_loader  # noqa: F401
     from .results import MetricValue, Record, RecordStore, to_frame  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        attr = "register" if name == "register_metric" else name
+        value = getattr(importlib.import_module(_LAZY[name], __name__), attr)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'dgmbench' has no attribute {name!r}")
 
 
-def evaluate(*args, **kwargs):
-    """Score a model or sample set; see :func:`dgmbench.evaluate.evaluate`."""
-    from .evaluate import evaluate as _evaluate
-
-    return _evaluate(*args, **kwargs)
-
-
-__all__ = ["CallableModel", "GenerativeModel", "MetricValue", "Record", "RecordStore", "SamplesModel",
-           "evaluate", "load_model", "to_frame", "__version__"]
+__all__ = ["CallableModel", "EvalOptions", "Evaluator", "GenerativeModel", "MetricValue", "Record", "RecordStore",
+           "SamplesModel", "evaluate", "load_model", "register_loader", "register_metric", "to_frame", "__version__"]

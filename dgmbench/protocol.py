@@ -8,8 +8,14 @@ convention). ``nfe_per_sample`` counts network evaluations per sample.
 Adapters:
 - :class:`CallableModel`: a plain function ``z -> x`` with a Gaussian latent.
 - :func:`load_model`: an import string ``package.module:factory`` (+ optional checkpoint),
-  or a dgmbench baseline checkpoint file.
+  or a checkpoint file that a registered :class:`ModelLoader` recognises.
 - :class:`SamplesModel`: replays a fixed sample set (npz/pt file or image folder).
+- :func:`resolve_model`: anything a user hands ``evaluate`` -> a model.
+
+Loaders. dgmbench knows no model zoo: packages register checkpoint loaders, either with
+:func:`register_loader` or through the entry-point group ``dgmbench.loaders`` (dgmbench's
+own ``baselines`` package registers ``baselines.loader:LOADER`` there). A loader's
+``load(path, device)`` returns a model, or None when the file is not in its format.
 """
 
 from __future__ import annotations
@@ -18,11 +24,20 @@ import importlib
 import os
 import pickle
 from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
+from .data.base import DataSplit
+from .data.files import load_samples_path
 from .errors import DataError, ModelError, UsageError
+from .validation import as_image_tensor, as_tensor
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+LOADER_GROUP = "dgmbench.loaders"
 
 
 @runtime_checkable
@@ -122,8 +137,6 @@ class SamplesModel:
     @classmethod
     def from_path(cls, path: str | os.PathLike) -> SamplesModel:
         """Load an ``.npz`` / ``.npy`` / ``.pt`` file or an image folder of samples."""
-        from .data.files import load_samples_path
-
         split = load_samples_path(str(path))
         return cls(split.data, split.labels, name=os.path.basename(str(path).rstrip("/")), source=str(path))
 
@@ -166,20 +179,65 @@ def as_generative_model(obj: Any, *, data_shape: tuple[int, ...] | None = None, 
     raise ModelError(f"cannot use a {type(obj).__name__} as a generative model: it has neither sample() nor __call__")
 
 
-def load_model(spec: str, checkpoint: str | None = None, *, device: str | None = None) -> GenerativeModel:
-    """Load a model from ``package.module:factory`` (+ checkpoint), a baseline checkpoint, or samples.
+@dataclass(frozen=True)
+class ModelLoader:
+    """Recognises and loads one checkpoint format: ``load(path, device=...)`` -> model, or
+    None when ``path`` is not in this format (without running code from the file)."""
 
-    - ``spec`` ending in ``.pt``/``.ckpt`` that is a dgmbench baseline checkpoint: loaded by baselines.
+    name: str
+    load: Callable[..., Any]
+    description: str = ""
+
+
+_LOADERS: dict[str, ModelLoader] = {}
+_ENTRY_POINTS_READ = False
+
+
+def register_loader(loader: ModelLoader) -> ModelLoader:
+    """Add a checkpoint loader (a later one with the same name replaces it)."""
+    _LOADERS[loader.name] = loader
+    return loader
+
+
+def loaders() -> list[ModelLoader]:
+    """Registered loaders, after reading the ``dgmbench.loaders`` entry points once."""
+    global _ENTRY_POINTS_READ
+    if not _ENTRY_POINTS_READ:
+        _ENTRY_POINTS_READ = True
+        for ep in entry_points(group=LOADER_GROUP):
+            try:
+                obj = ep.load()
+            except Exception as e:  # noqa: BLE001 - a broken plug-in must not break scoring of other models
+                raise ModelError(f"checkpoint loader '{ep.name}' ({ep.value}) failed to import: {e}") from e
+            if isinstance(obj, ModelLoader) and obj.name not in _LOADERS:
+                register_loader(obj)
+    return list(_LOADERS.values())
+
+
+def load_checkpoint(path: str, *, device: str | None = None) -> Any | None:
+    """The model in checkpoint file ``path`` from the first loader that recognises it, or None."""
+    for loader in loaders():
+        model = loader.load(path, device=device)
+        if model is not None:
+            return model
+    return None
+
+
+def load_model(spec: str, checkpoint: str | None = None, *, device: str | None = None) -> GenerativeModel:
+    """Load a model from ``package.module:factory`` (+ checkpoint) or a checkpoint file.
+
+    - ``spec`` an existing file: a registered loader must recognise it (else ModelError).
     - ``package.module:factory``: ``factory(checkpoint)`` when a checkpoint is given, else ``factory()``.
     """
     if checkpoint is None and os.path.exists(spec) and not os.path.isdir(spec):
-        from baselines.checkpoint import is_baseline_checkpoint, load_baseline
-
-        if is_baseline_checkpoint(spec):
-            return load_baseline(spec, device=device)
+        model = load_checkpoint(spec, device=device)
+        if model is not None:
+            return model
+        known = ", ".join(lo.name for lo in loaders()) or "none registered"
         raise ModelError(
-            f"{spec} is not a dgmbench baseline checkpoint; for your own model give 'package.module:factory' "
-            "and the checkpoint separately, or score a samples file with --samples"
+            f"{spec} is not a checkpoint any dgmbench loader recognises ({known}); --model takes a dgmbench "
+            "baseline checkpoint or 'package.module:factory' (with --checkpoint for your own weights); "
+            "score a samples file with --samples"
         )
     if checkpoint is not None and not os.path.exists(checkpoint):
         raise ModelError(f"checkpoint {checkpoint} does not exist (model spec '{spec}')")
@@ -189,3 +247,40 @@ def load_model(spec: str, checkpoint: str | None = None, *, device: str | None =
     except (OSError, RuntimeError, KeyError, ValueError, TypeError, EOFError, pickle.UnpicklingError) as e:
         raise ModelError(f"model factory '{spec}' failed{' on checkpoint ' + checkpoint if checkpoint else ''}: {e}") from e
     return as_generative_model(obj)
+
+
+def _is_import_string(spec: str) -> bool:
+    return ":" in spec and not spec.startswith(("/", ".", "~")) and "/" not in spec.split(":", 1)[0]
+
+
+def resolve_model(obj: Any, *, checkpoint: str | None = None, device: str | torch.device | None = None) -> tuple[Any, str]:
+    """Turn a model, samples (tensor/array/DataSplit), a samples path, an import string or a
+    checkpoint file into a model; returns it and a short description of its source.
+
+    A path that a registered loader recognises is a model; any other existing path is read
+    as samples.
+    """
+    if isinstance(obj, SamplesModel):
+        return obj, obj.source or obj.name
+    if isinstance(obj, DataSplit):
+        return SamplesModel(obj.data, obj.labels, name=obj.name), f"DataSplit {obj.name}"
+    if isinstance(obj, torch.Tensor | np.ndarray):
+        t = as_tensor(obj)
+        # images: uint8 -> [0, 1], (N, H, W) -> (N, 1, H, W), NHWC -> NCHW (and range-checked); points as given
+        t = as_image_tensor(t, name="samples") if t.ndim in (3, 4) else (t.float() / 255.0 if t.dtype == torch.uint8 else t)
+        return SamplesModel(t, name="tensor"), "tensor"
+    if isinstance(obj, str | os.PathLike):
+        spec = os.fspath(obj)
+        dev = None if device is None else str(device)
+        if os.path.isdir(spec):
+            return SamplesModel.from_path(spec), spec
+        if os.path.exists(spec):
+            if checkpoint is None and spec.lower().endswith(CHECKPOINT_SUFFIXES):
+                model = load_checkpoint(spec, device=dev)
+                if model is not None:
+                    return model, spec
+            return SamplesModel.from_path(spec), spec
+        if _is_import_string(spec):
+            return load_model(spec, checkpoint, device=dev), spec + (f" + {checkpoint}" if checkpoint else "")
+        raise DataError(f"{spec}: no such file or folder (and not a 'package.module:factory' import string)")
+    return as_generative_model(obj), type(obj).__name__

@@ -60,6 +60,7 @@ class RegressionChecker:
 
         # through sys.modules (not package attributes), so pytester's module snapshots stay consistent
         regress = importlib.import_module("dgmbench.regress")
+        results = importlib.import_module("dgmbench.results")
         DgmbenchError = importlib.import_module("dgmbench.errors").DgmbenchError  # noqa: N806
 
         path = self.resolve(baseline)
@@ -67,7 +68,7 @@ class RegressionChecker:
             if isinstance(tolerance, dict):
                 tolerance = ",".join(f"{k}={v}" for k, v in tolerance.items())
             overrides = regress.parse_tolerances(tolerance)
-            recs = regress.as_records(records)
+            recs = results.as_records(records)
             if self.update:
                 previous = None
                 if os.path.exists(path):

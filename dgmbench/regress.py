@@ -29,7 +29,7 @@ The gate fails on REGRESSED, missing and INCOMPARABLE.
 
 Format history: version 1 (values only: ``{"format_version": 1, "metrics": [{"model",
 "dataset", "split", "metric", "value", "tolerance" (absolute)}]}``) is migrated on read,
-with directions from :mod:`dgmbench.metrics.names`; other versions are refused.
+with directions from :mod:`dgmbench.metrics.registry`; other versions are refused.
 """
 
 from __future__ import annotations
@@ -38,15 +38,16 @@ import datetime as _dt
 import json
 import math
 import os
-import time
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import DataError, UsageError
-from .metrics.names import METRICS
-from .results import MetricValue, Record, RecordStore, atomic_write_text
+from .errors import DataError, UsageError, suggest
+from .metrics.registry import METRICS, default_tolerance
+from .metrics.speed import measure_speed_reference
+from .metrics.tolerance import Tolerance
+from .results import MetricValue, Record, atomic_write_text
 
 FORMAT_VERSION = 2
 OLDEST_READABLE_VERSION = 1
@@ -59,122 +60,6 @@ FAILING = frozenset({REGRESSED, MISSING, INCOMPARABLE})
 
 
 # --------------------------------------------------------------------------- tolerance
-@dataclass
-class Tolerance:
-    """How much worse a metric may get. ``abs`` in the metric's units, ``rel`` a fraction
-    of |baseline| (0.05 = 5 %), ``unc`` a factor on the combined recorded uncertainty."""
-
-    abs: float | None = None
-    rel: float | None = None
-    unc: float | None = None
-
-    def allowed(self, baseline: float, u_base: float | None = None, u_cur: float | None = None) -> float:
-        """The allowed worsening (>= 0) for ``baseline`` with the two uncertainties."""
-        parts = [0.0]
-        if self.abs is not None:
-            parts.append(self.abs)
-        if self.rel is not None and math.isfinite(baseline):
-            parts.append(self.rel * abs(baseline))
-        if self.unc is not None:
-            us = [u for u in (u_base, u_cur) if u is not None and math.isfinite(u)]
-            if us:
-                parts.append(self.unc * math.sqrt(sum(u * u for u in us)))
-        return max(parts)
-
-    def source(self, baseline: float, u_base: float | None = None, u_cur: float | None = None) -> str:
-        """Which part sets :meth:`allowed` ('abs', 'rel 5%', '2u'), for the table."""
-        best, label = 0.0, "exact"
-        if self.abs is not None and self.abs > best:
-            best, label = self.abs, "abs"
-        if self.rel is not None and math.isfinite(baseline) and self.rel * abs(baseline) > best:
-            best, label = self.rel * abs(baseline), f"rel {self.rel * 100:g}%"
-        if self.unc is not None:
-            us = [u for u in (u_base, u_cur) if u is not None and math.isfinite(u)]
-            if us and self.unc * math.sqrt(sum(u * u for u in us)) > best:
-                label = f"{self.unc:g}u"
-        return label
-
-    def is_empty(self) -> bool:
-        return self.abs is None and self.rel is None and self.unc is None
-
-    def merged(self, other: Tolerance) -> Tolerance:
-        """``other``'s set parts over this one's."""
-        return Tolerance(*(b if b is not None else a for a, b in
-                           ((self.abs, other.abs), (self.rel, other.rel), (self.unc, other.unc))))
-
-    def to_dict(self) -> dict[str, float]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None, where: str = "tolerance") -> Tolerance:
-        d = d or {}
-        if not isinstance(d, dict):
-            raise DataError(f"{where} must be an object like {{\"abs\": 0.5}}, got {d!r}")
-        unknown = set(d) - {"abs", "rel", "unc"}
-        if unknown:
-            raise DataError(f"{where} has unknown keys {sorted(unknown)} (known: abs, rel, unc)")
-        out = {}
-        for k, v in d.items():
-            if v is None:
-                continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise DataError(f"{where}.{k} must be a finite number >= 0, got {v!r}")
-            out[k] = float(v)
-        return cls(**out)
-
-    @classmethod
-    def parse(cls, text: str) -> Tolerance:
-        """'0.5' (absolute), '10%' (relative), '2u' / '2sigma' / '2ci' (x uncertainty)."""
-        t = text.strip().lower()
-        try:
-            if t.endswith("%"):
-                tol = cls(rel=float(t[:-1]) / 100.0)
-            else:
-                for suffix in ("sigma", "ci", "u"):
-                    if t.endswith(suffix):
-                        tol = cls(unc=float(t[: -len(suffix)] or 1.0))
-                        break
-                else:
-                    tol = cls(abs=float(t))
-        except ValueError:
-            raise UsageError(
-                f"bad tolerance '{text}': use a number (absolute, e.g. 0.5), a percentage (10%) "
-                "or a multiple of the recorded uncertainty (2u)") from None
-        for v in (tol.abs, tol.rel, tol.unc):
-            if v is not None and (not math.isfinite(v) or v < 0):
-                raise UsageError(f"bad tolerance '{text}': it must be finite and >= 0")
-        return tol
-
-
-#: Tolerance written into a new baseline entry when nothing more specific is given.
-DEFAULT_TOLERANCES: dict[str, Tolerance] = {
-    "fid": Tolerance(rel=0.05, unc=2.0),
-    "clip_fd": Tolerance(rel=0.05, unc=2.0),
-    "kid": Tolerance(abs=5e-4, rel=0.10, unc=2.0),
-    "mmd": Tolerance(abs=5e-4, rel=0.10, unc=2.0),
-    "is": Tolerance(rel=0.05, unc=2.0),
-    "precision": Tolerance(abs=0.02, unc=2.0),
-    "recall": Tolerance(abs=0.02, unc=2.0),
-    "density": Tolerance(abs=0.05, unc=2.0),
-    "coverage": Tolerance(abs=0.02, unc=2.0),
-    "nll": Tolerance(rel=0.01, unc=2.0),
-    "bpd": Tolerance(rel=0.01, unc=2.0),
-    "kde_ll": Tolerance(rel=0.02, unc=2.0),
-    "kde_bpd": Tolerance(rel=0.02, unc=2.0),
-    "clip_score": Tolerance(abs=0.5, unc=2.0),
-    "samples_per_s": Tolerance(rel=0.5),
-    "nfe": Tolerance(abs=0.0),
-    "modes_captured": Tolerance(abs=0.0),
-    "hq_fraction": Tolerance(abs=0.02, unc=2.0),
-    "mode_rkl": Tolerance(abs=0.05, unc=2.0),
-}
-FALLBACK_TOLERANCE = Tolerance(rel=0.05, unc=2.0)
-
-
-def default_tolerance(metric: str) -> Tolerance:
-    return DEFAULT_TOLERANCES.get(metric, FALLBACK_TOLERANCE)
-
-
 def parse_tolerances(spec: str | None) -> dict[str, Tolerance]:
     """``'fid=0.5,kid=10%,fid=2u,*=5%'`` -> {metric: Tolerance}; repeated metrics combine
     (the largest part wins when comparing); ``*`` applies to every metric not named."""
@@ -189,8 +74,6 @@ def parse_tolerances(spec: str | None) -> dict[str, Tolerance]:
             raise UsageError(f"bad --tolerance item '{item}': expected METRIC=VALUE, e.g. fid=0.5 or kid=10%")
         name, value = (s.strip() for s in item.split("=", 1))
         if name != "*" and name not in METRICS:
-            from .errors import suggest
-
             raise UsageError("--tolerance: " + suggest(name, list(METRICS) + ["*"], "metric"))
         out[name] = out.get(name, Tolerance()).merged(Tolerance.parse(value))
     return out
@@ -473,77 +356,13 @@ def observe(records: Iterable[Record]) -> dict[tuple[str, str, str, str], Observ
     return out
 
 
-def load_records(path: str | os.PathLike) -> list[Record]:
-    """Records from a JSONL store, a JSON list of records, or one JSON record."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise UsageError(f"results file {path} does not exist (pass the JSONL store 'dgmbench score' wrote)")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    stripped = text.lstrip()
-    records: list[Record] = []
-    whole = None
-    if stripped.startswith("["):
-        try:
-            whole = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DataError(f"results file {path} is not valid JSON (line {e.lineno}: {e.msg})") from None
-    elif stripped.startswith("{") and "\n" in stripped.strip():
-        try:
-            whole = json.loads(text)  # one pretty-printed record
-        except json.JSONDecodeError:
-            whole = None  # JSONL: one record per line
-    if whole is not None:
-        items = whole if isinstance(whole, list) else [whole]
-        for i, item in enumerate(items):
-            records.append(_record_from(item, f"{path}: item {i}"))
-    else:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            records = RecordStore(path).load()
-        for w in caught:
-            warnings.warn(str(w.message), stacklevel=2)
-    if not records:
-        raise DataError(f"results file {path} holds no records; run 'dgmbench score ... --out {path}' first")
-    return records
-
-
-def _record_from(item: Any, where: str) -> Record:
-    try:
-        return Record.from_dict(item)
-    except (TypeError, KeyError, AttributeError) as e:
-        raise DataError(f"{where} is not a dgmbench record ({e})") from None
-
-
-def as_records(obj: Record | Iterable[Record] | str | os.PathLike) -> list[Record]:
-    """A Record, several, or a path to a results file -> list of Records."""
-    if _is_record(obj):
-        return [obj]
-    if isinstance(obj, (str, os.PathLike)):
-        return load_records(obj)
-    try:
-        records = list(obj)
-    except TypeError:
-        raise UsageError(f"expected a dgmbench Record, a list of them or a results-file path, "
-                         f"got a {type(obj).__name__}") from None
-    for r in records:
-        if not _is_record(r):
-            raise UsageError(f"expected dgmbench Records, got a {type(r).__name__}")
-    return records
-
-
-def _is_record(obj: Any) -> bool:
-    # duck-typed, so a Record from a reloaded dgmbench.results module is accepted too
-    return isinstance(obj, Record) or all(hasattr(obj, a) for a in ("model", "dataset", "split", "seed", "metrics"))
-
-
 def baseline_from_records(records: Sequence[Record], *, overrides: dict[str, Tolerance] | None = None,
                           previous: Baseline | None = None, source: str | None = None) -> Baseline:
     """A new baseline accepting the current values.
 
     Tolerances: ``overrides`` (e.g. from ``--tolerance``) first, then the entry's
     tolerance in ``previous`` (so hand-tuned tolerances survive an update), then
-    :data:`DEFAULT_TOLERANCES`. Metrics without a value or a known direction are skipped
+    the metric's registry tolerance (:mod:`dgmbench.metrics.registry`). Metrics without a value or a known direction are skipped
     with a warning.
     """
     from . import __version__
@@ -695,7 +514,7 @@ def _compare_entry(e: BaselineEntry, obs: Observed | None, overrides: dict[str, 
             row.current, row.delta = cur, cur - base
             row.verdict = UNCHECKED
             row.note = (f"the {side} has no speed_reference, so the machine-dependent samples/s cannot be "
-                        "compared; measure one with dgmbench.regress.measure_speed_reference()")
+                        "compared; measure one with dgmbench.metrics.speed.measure_speed_reference()")
             return row
         # compare machine-independent ratios; show them as "x reference"
         base, cur = base / e.speed_reference, cur / obs.speed_reference
@@ -754,50 +573,6 @@ def compare(baseline: Baseline, records: Sequence[Record], *, overrides: dict[st
 
 
 # --------------------------------------------------------------------------- speed reference
-def measure_speed_reference(*, device: str = "cpu", min_time_s: float = 0.2, repeats: int = 3) -> float:
-    """Throughput (workloads/s) of a fixed reference workload on ``device``.
-
-    The workload is a 3-layer MLP (256 -> 512 -> 512 -> 256, batch 256, float32) forward
-    pass with fixed weights. Dividing a model's samples/s by this number gives a ratio
-    that is roughly machine-independent, so speed can be gated across CI machines. The
-    best of ``repeats`` timings (each at least ``min_time_s``) is returned, after warm-up.
-    """
-    import torch
-
-    g = torch.Generator().manual_seed(0)
-    dev = torch.device(device)
-    ws = [torch.randn(a, b, generator=g).div_(a ** 0.5).to(dev) for a, b in ((256, 512), (512, 512), (512, 256))]
-    x = torch.randn(256, 256, generator=g).to(dev)
-
-    def work() -> torch.Tensor:
-        h = x
-        for w in ws[:-1]:
-            h = torch.relu(h @ w)
-        return h @ ws[-1]
-
-    def sync() -> None:
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-
-    with torch.no_grad():
-        for _ in range(3):
-            work()
-        sync()
-        best = 0.0
-        for _ in range(repeats):
-            count, t0 = 0, time.perf_counter()
-            while True:
-                work()
-                count += 1
-                if count % 4 == 0:
-                    sync()
-                    dt = time.perf_counter() - t0
-                    if dt >= min_time_s:
-                        break
-            best = max(best, count / dt)
-    return best
-
-
 def attach_speed_reference(records: Iterable[Record], reference: float | None = None, **kw: Any) -> float:
     """Store a speed reference (measured now unless given) in each record's ``config``
     that lacks one; call it in the process that measured the records' samples/s."""

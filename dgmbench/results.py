@@ -9,9 +9,11 @@ or ``estimate``; ``value`` is None with a ``note`` when a metric could not be co
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import functools
+import hashlib
 import json
 import os
 import platform
@@ -19,10 +21,12 @@ import subprocess
 import sys
 import tempfile
 import uuid
+import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import IO, Any
 
-from .errors import DataError
+from .errors import DataError, UsageError
 
 SCHEMA_VERSION = 1
 
@@ -162,18 +166,21 @@ class Record:
         return json.dumps(self.to_dict(), sort_keys=True, allow_nan=True)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and an atomic rename."""
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
+    """Open a temporary file beside ``path`` for writing; on success it is fsynced and renamed
+    over ``path`` (a kill never leaves half a file), on error it is removed. The file gets the
+    permissions a plain ``open()`` would give. ``mode``: "w" (text) or "wb"."""
     path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=os.path.basename(path))
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     try:
-        # mkstemp creates the file 0600; give the result the permissions a plain open() would
         umask = os.umask(0)
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, mode) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -183,10 +190,14 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         raise
 
 
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (:func:`atomic_writer`)."""
+    with atomic_writer(path, "w") as f:
+        f.write(text)
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     """Hex sha256 of a file's bytes, read in 1 MiB chunks (no memo: a file rewritten in place is re-read)."""
-    import hashlib
-
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -269,3 +280,67 @@ def to_frame(records: list[Record], wide: bool = False):
         df = df.pivot_table(index=["record_id", "model", "family", "dataset", "split", "seed"],
                             columns="metric", values="value", aggfunc="first").reset_index()
     return df
+
+
+def load_records(path: str | os.PathLike) -> list[Record]:
+    """Records from a JSONL store, a JSON list of records, or one JSON record."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise UsageError(f"results file {path} does not exist (pass the JSONL store 'dgmbench score' wrote)")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    stripped = text.lstrip()
+    records: list[Record] = []
+    whole = None
+    if stripped.startswith("["):
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"results file {path} is not valid JSON (line {e.lineno}: {e.msg})") from None
+    elif stripped.startswith("{") and "\n" in stripped.strip():
+        try:
+            whole = json.loads(text)  # one pretty-printed record
+        except json.JSONDecodeError:
+            whole = None  # JSONL: one record per line
+    if whole is not None:
+        items = whole if isinstance(whole, list) else [whole]
+        for i, item in enumerate(items):
+            records.append(_record_from(item, f"{path}: item {i}"))
+    else:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            records = RecordStore(path).load()
+        for w in caught:
+            warnings.warn(str(w.message), stacklevel=2)
+    if not records:
+        raise DataError(f"results file {path} holds no records; run 'dgmbench score ... --out {path}' first")
+    return records
+
+
+def _record_from(item: Any, where: str) -> Record:
+    try:
+        return Record.from_dict(item)
+    except (TypeError, KeyError, AttributeError) as e:
+        raise DataError(f"{where} is not a dgmbench record ({e})") from None
+
+
+def as_records(obj: Record | Iterable[Record] | str | os.PathLike) -> list[Record]:
+    """A Record, several, or a path to a results file -> list of Records."""
+    if _is_record(obj):
+        return [obj]
+    if isinstance(obj, (str, os.PathLike)):
+        return load_records(obj)
+    try:
+        records = list(obj)
+    except TypeError:
+        raise UsageError(f"expected a dgmbench Record, a list of them or a results-file path, "
+                         f"got a {type(obj).__name__}") from None
+    for r in records:
+        if not _is_record(r):
+            raise UsageError(f"expected dgmbench Records, got a {type(r).__name__}")
+    return records
+
+
+def _is_record(obj: Any) -> bool:
+    # duck-typed, so a Record from a reloaded dgmbench.results module is accepted too
+    return isinstance(obj, Record) or all(hasattr(obj, a) for a in ("model", "dataset", "split", "seed", "metrics"))

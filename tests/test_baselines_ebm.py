@@ -207,7 +207,7 @@ def test_sample_shape_range_seeded_and_nfe(conf, shape):
 def test_configure_sampling_buffer_states_without_replacement_and_steps():
     """``--sampling sample_init=buffer,sample_steps=0`` returns distinct replay-buffer states as they
     are; from noise, ``sample_steps`` sets the chain length and the NFE; bad values are clear errors."""
-    from dgmbench.sampling_options import apply_sampling_options, describe_sampler
+    from dgmbench.sampling import apply_sampling_options, describe_sampler
 
     torch.manual_seed(0)
     model = build_model({"ch": 4, "sgld_steps": 3, "buffer_size": 12}, (1, 8, 8))

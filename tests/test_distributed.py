@@ -114,7 +114,7 @@ def test_torchrun_score_equals_single_process(tmp_path):
            "--master_addr=127.0.0.1", f"--master_port={free_port()}", "-m", "dgmbench", *args]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
-    from dgmbench.evaluate import evaluate
+    from dgmbench.harness import evaluate
     from dgmbench.results import RecordStore
 
     recs = RecordStore(store).load()

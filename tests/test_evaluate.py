@@ -16,7 +16,8 @@ from torch_fidelity.metric_prc import prc_features_to_metric
 import dgmbench
 from dgmbench.data.registry import get_dataset
 from dgmbench.errors import DataError, UsageError
-from dgmbench.evaluate import Evaluator, evaluate, resolve_metrics
+from dgmbench.harness import Evaluator, evaluate
+from dgmbench.metrics.registry import resolve_metrics
 from dgmbench.protocol import CallableModel, SamplesModel
 from dgmbench.results import RecordStore
 
@@ -192,7 +193,7 @@ def test_nll_on_a_seeded_subset_of_the_split():
     seen.clear()
     full = evaluate(model, "digits", metrics="nll", progress=False, nll_max_n=1000)
     assert full.metrics["nll"].n == 360 and not full.metrics["nll"].note
-    with pytest.raises(UsageError, match="nll_max_n must be at least 1"):
+    with pytest.raises(UsageError, match=r"nll_max_n \(--nll-n\) must be at least 1"):
         evaluate(model, "digits", metrics="nll", progress=False, nll_max_n=0)
 
 

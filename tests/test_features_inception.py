@@ -152,7 +152,7 @@ def test_precision_option_reaches_the_extractor_and_the_record(env, images):
     fp32's), the Record names the precision, and an unknown name fails before any work."""
     from dgmbench.data.base import DataSplit
     from dgmbench.errors import UsageError
-    from dgmbench.evaluate import Evaluator, evaluate
+    from dgmbench.harness import Evaluator, evaluate
 
     ref = DataSplit("cifar-3", "test", images)
     rec = {p: evaluate(images, ref, metrics="fid", extractor="inception", precision=p, device="cpu", cache=False,

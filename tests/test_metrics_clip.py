@@ -61,8 +61,8 @@ def test_clip_score_definition_on_known_vectors():
 def test_clip_metrics_through_the_harness(tiny_clip):
     import open_clip
 
-    from dgmbench.evaluate import evaluate
     from dgmbench.features.clip import ClipExtractor
+    from dgmbench.harness import evaluate
     from dgmbench.protocol import SamplesModel
 
     digits = get_dataset("digits", "train")

@@ -32,7 +32,8 @@ def test_callable_model_batches_seeds_and_labels():
     x = m.sample(7, generator=torch.Generator().manual_seed(0))
     assert x.shape == (7, 1, 2, 2) and [c[0].shape[0] for c in calls] == [3, 3, 1]
     z = torch.cat([c[0] for c in calls])
-    assert torch.equal(x, torch.sigmoid(z).view(-1, 1, 2, 2))  # outputs are fn(z), in order
+    # outputs are fn(z), in order (to an ulp: the vectorised sigmoid's tail path differs with the batch size)
+    torch.testing.assert_close(x, torch.sigmoid(z).view(-1, 1, 2, 2), rtol=1e-6, atol=0)
     assert abs(float(z.mean())) < 1.0 and calls[0][1] is None
     again = m.sample(7, generator=torch.Generator().manual_seed(0))
     assert torch.equal(x, again)  # same seed, same samples
@@ -149,7 +150,7 @@ def test_load_model_errors(tiny_module, tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match=f"model factory '{tiny_module}:build' failed on checkpoint"):
         load_model(f"{tiny_module}:build", str(bad))
-    with pytest.raises(ModelError, match="not a dgmbench baseline checkpoint"):
+    with pytest.raises(ModelError, match="not a checkpoint any dgmbench loader recognises"):
         load_model(str(bad))
     with pytest.raises(ModelError, match="cannot use a int as a generative model"):
         load_model(f"{tiny_module}:not_a_model")

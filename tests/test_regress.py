@@ -9,6 +9,8 @@ import pytest
 
 from dgmbench.cli import main
 from dgmbench.errors import DataError, UsageError
+from dgmbench.metrics.speed import measure_speed_reference
+from dgmbench.metrics.tolerance import Tolerance
 from dgmbench.regress import (
     FORMAT_VERSION,
     IMPROVED,
@@ -20,15 +22,12 @@ from dgmbench.regress import (
     UNCHECKED,
     Baseline,
     BaselineEntry,
-    Tolerance,
     baseline_from_records,
     compare,
-    load_records,
-    measure_speed_reference,
     observe,
     parse_tolerances,
 )
-from dgmbench.results import MetricValue, Record, RecordStore
+from dgmbench.results import MetricValue, Record, RecordStore, load_records
 
 
 def rec(model="m", dataset="digits", split="test", seed=0, config=None, **metrics) -> Record:

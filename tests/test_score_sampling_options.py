@@ -10,7 +10,7 @@ from dgmbench.cli import main
 from dgmbench.errors import UsageError
 from dgmbench.protocol import load_model
 from dgmbench.results import RecordStore
-from dgmbench.sampling_options import apply_sampling_options, parse_sampling_options
+from dgmbench.sampling import apply_sampling_options, parse_sampling_options
 
 
 def test_parse_values_as_json_scalars_else_words():
@@ -77,7 +77,7 @@ def test_cli_sampling_errors_are_usage_errors(tmp_path, monkeypatch, diffusion_c
 
 
 def test_format_sampling_options_parses_back_to_the_same_options():
-    from dgmbench.sampling_options import format_sampling_options, parse_sampling_options
+    from dgmbench.sampling import format_sampling_options, parse_sampling_options
 
     opts = {"sampler": "ddim", "steps": 50, "eta": 0.5, "denoise": True, "guidance": None}
     text = format_sampling_options(opts)

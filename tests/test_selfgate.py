@@ -79,7 +79,7 @@ def _update(config) -> bool:
 def data_records():
     """Layer 1: score fixed data sets (seed 0) against the test splits."""
     from dgmbench.data import get_dataset
-    from dgmbench.evaluate import evaluate
+    from dgmbench.harness import evaluate
 
     out = []
     for name, (dataset, metrics, n) in DATA_GATE.items():
@@ -182,7 +182,7 @@ class NoisySamples:
 
 
 def _evaluate_like_the_table(model, record):
-    from dgmbench.evaluate import evaluate
+    from dgmbench.harness import evaluate
 
     metrics, n = GATE[record.dataset]
     return evaluate(model, record.dataset, metrics=metrics, n=n, seed=0, split="test", device="cpu",

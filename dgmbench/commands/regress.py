@@ -50,7 +50,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..regress import Baseline, baseline_from_records, compare, load_records, parse_tolerances
+    from ..regress import Baseline, baseline_from_records, compare, parse_tolerances
+    from ..results import load_records
 
     as_json = bool(getattr(args, "json", False))
     overrides = parse_tolerances(args.tolerance)

@@ -6,7 +6,11 @@ import argparse
 import json
 import os
 
-from ..errors import DataError, UsageError
+import pandas as pd
+
+from ..errors import DataError
+from ..report.text import summarise
+from ..results import RecordStore
 
 HELP = "summarise a Records JSONL: mean/std/min/max per (model, dataset, metric) over records (e.g. seeds)"
 
@@ -22,37 +26,7 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def summarise(records, *, metrics=None, by=("model", "dataset", "split")):
-    """DataFrame with one row per (group, metric): count, mean, std (ddof=1), min, max, kind, n."""
-    import pandas as pd
-
-    from ..results import to_frame
-
-    df = to_frame(records)
-    if df.empty:
-        return df
-    if metrics:
-        df = df[df["metric"].isin(metrics)]
-    df = df[df["value"].notna()]
-    if df.empty:
-        return df
-    unknown = [c for c in by if c not in df.columns]
-    if unknown:
-        raise UsageError(f"cannot group by {unknown}; columns are {sorted(df.columns)}")
-    keys = [*by, "metric"]
-    df = df.assign(**{c: df[c].fillna("") for c in by})
-    g = df.groupby(keys, sort=True)
-    out = g["value"].agg(["count", "mean", "std", "min", "max"]).reset_index()
-    kinds = g["kind"].agg(lambda s: ",".join(sorted({str(k) for k in s if k is not None and k == k})))
-    ns = g["n"].agg(lambda s: ",".join(str(int(v)) for v in sorted({v for v in s if v == v and v is not None})))
-    out["kind"] = kinds.values
-    out["n"] = ns.values
-    return pd.DataFrame(out)
-
-
 def run(args) -> int:
-    from ..results import RecordStore
-
     if not os.path.exists(args.store):
         raise DataError(f"{args.store}: no such file")
     records = RecordStore(args.store).load()
@@ -71,8 +45,6 @@ def run(args) -> int:
     if df.empty:
         print("no metric values to summarise")
         return 0
-    import pandas as pd
-
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_columns", None):
         print(f"{len(records)} records in {args.store}")
         print(df.to_string(index=False, float_format=lambda v: f"{v:.5g}"))

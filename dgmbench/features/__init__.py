@@ -10,12 +10,11 @@ from .registry import (
     extractor_info,
     feature_pass,
     get_extractor,
-    resolve_device,
 )
 from .stats import StreamingStats
 
 __all__ = [
     "CachedReference", "FeatureExtractor", "FeaturePass", "RawPixels", "StreamingStats", "cache_key",
     "cached_reference_features", "default_extractor", "extract_features", "extractor_info", "feature_pass",
-    "get_extractor", "resolve_device",
+    "get_extractor",
 ]

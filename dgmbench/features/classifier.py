@@ -22,7 +22,6 @@ input is converted to gray by the channel mean); no resize (``resize = "none"``)
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -35,6 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import DataError, WeightsMissingError
+from ..results import atomic_write_text, atomic_writer, sha256_file
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
@@ -96,10 +96,6 @@ def metadata_path(dataset: str, assets: str | os.PathLike | None = None) -> Path
     return Path(assets or ASSETS) / f"classifier-{dataset}.json"
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 class ClassifierExtractor:
     """A dgmbench domain classifier as a FeatureExtractor: ``{"features", "logits"}``."""
 
@@ -132,7 +128,7 @@ class ClassifierExtractor:
         self.input_shape = tuple(cfg["input_shape"])
         self.feature_dim = int(cfg["feature_dim"])
         self.weights_path = path
-        self.sha256 = _sha256(path)
+        self.sha256 = sha256_file(path)
         meta_file = path.with_suffix(".json")
         self.meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
         self.test_accuracy = self.meta.get("test_accuracy")
@@ -266,9 +262,8 @@ def train_classifier(
     config = {"in_channels": shape[0], "width": r["width"], "feature_dim": r["feature_dim"], "num_classes": 10,
               "input_shape": list(shape), **arch}
     pt = weights_path(dataset, out)
-    tmp = pt.with_suffix(".pt.tmp")
-    torch.save({"config": config, "state_dict": {k: v.contiguous() for k, v in model.state_dict().items()}}, tmp)
-    os.replace(tmp, pt)
+    with atomic_writer(pt, "wb") as f:
+        torch.save({"config": config, "state_dict": {k: v.contiguous() for k, v in model.state_dict().items()}}, f)
     meta = {
         "dataset": dataset,
         "test_accuracy": acc,
@@ -282,14 +277,12 @@ def train_classifier(
         "outputs": {"features": f"penultimate layer after ReLU, {r['feature_dim']}-d", "logits": "10 class logits"},
         "input": "float [0, 1] (N, 1, H, W) at the training size, no resize",
         "params": sum(p.numel() for p in model.parameters()),
-        "sha256": _sha256(pt),
+        "sha256": sha256_file(pt),
         "torch": torch.__version__,
         "device": "cpu",
         "train_seconds": round(time.time() - t0, 1),
     }
-    mp = metadata_path(dataset, out)
-    mp.with_suffix(".json.tmp").write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(mp.with_suffix(".json.tmp"), mp)
+    atomic_write_text(metadata_path(dataset, out), json.dumps(meta, indent=2) + "\n")
     return meta
 
 

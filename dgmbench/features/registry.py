@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..data.base import DataSplit
+from ..devices import resolve_device
 from ..errors import DataError, UsageError, suggest
 from ..validation import as_image_tensor, check_points
 from .base import FeatureExtractor, RawPixels
@@ -37,19 +38,6 @@ EXTRACTORS = {
 }
 
 Key = tuple[str, str]  # (extractor name, output name)
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """'auto' -> CUDA when available, else CPU."""
-    if device is None or (isinstance(device, str) and device == "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise UsageError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device '{device}' was asked for but CUDA is not available; use --device cpu")
-    return dev
 
 
 def classifier_weights_path(dataset: str) -> Path:
@@ -286,5 +274,5 @@ def available_extractors() -> dict[str, str]:
 
 __all__ = [
     "EXTRACTORS", "FeaturePass", "Key", "available_extractors", "classifier_weights_path", "default_extractor",
-    "extract_features", "extractor_info", "feature_pass", "get_extractor", "resolve_device",
+    "extract_features", "extractor_info", "feature_pass", "get_extractor",
 ]

@@ -7,8 +7,8 @@ selection, caches, lazy initialisation), then ``repeats`` timed calls, each brac
 device and network evaluations per sample (``model.nfe_per_sample``) are recorded; a
 model that replays a fixed sample set has no meaningful speed. ``extra["speed_reference"]``
 is the throughput of a fixed reference workload measured in the same process
-(:func:`dgmbench.regress.measure_speed_reference`), so CI can gate samples/s as a ratio that
-does not depend on the machine.
+(:func:`measure_speed_reference`), so CI (``dgmbench regress``) can gate samples/s as a ratio
+that does not depend on the machine.
 """
 
 from __future__ import annotations
@@ -19,22 +19,9 @@ import time
 
 import torch
 
+from ..devices import model_device, synchronize
 from ..errors import UsageError
 from ..results import MetricValue
-
-
-def _model_device(model, device) -> torch.device:
-    if device not in (None, "auto"):
-        return torch.device(device)
-    d = getattr(model, "device", None)
-    if isinstance(d, torch.device | str):
-        return torch.device(d)
-    return torch.device("cpu")
-
-
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
 
 
 def measure_speed(model, *, batch_size: int = 64, warmup: int = 1, repeats: int = 3, seed: int = 0,
@@ -46,15 +33,15 @@ def measure_speed(model, *, batch_size: int = 64, warmup: int = 1, repeats: int 
     if nfe is not None and isinstance(nfe, float) and math.isnan(nfe):
         return [MetricValue(name="samples_per_s", value=None, note="not applicable: the model replays a fixed sample set",
                             higher_is_better=True, unit="samples/s")]
-    dev = _model_device(model, device)
+    dev = torch.device(device) if device not in (None, "auto") else model_device(model)
     gen = torch.Generator().manual_seed(seed)
     times = []
     with torch.no_grad():
         for i in range(warmup + repeats):
-            _sync(dev)
+            synchronize(dev)
             t0 = time.perf_counter()
             out = model.sample(batch_size, generator=gen, labels=labels)
-            _sync(dev)
+            synchronize(dev)
             dt = time.perf_counter() - t0
             if i >= warmup:
                 times.append(dt)
@@ -65,8 +52,6 @@ def measure_speed(model, *, batch_size: int = 64, warmup: int = 1, repeats: int 
     if dev.type == "cuda":
         extra["device_name"] = torch.cuda.get_device_name(dev)
     # a fixed workload timed in the same process: regress compares samples/s as a ratio to it
-    from ..regress import measure_speed_reference
-
     extra["speed_reference"] = measure_speed_reference(device=str(dev))
     out = [MetricValue(name="samples_per_s", value=statistics.median(rates), n=batch_size * repeats, unit="samples/s",
                        higher_is_better=True, ci_low=min(rates), ci_high=max(rates), extra=extra)]
@@ -74,3 +59,41 @@ def measure_speed(model, *, batch_size: int = 64, warmup: int = 1, repeats: int 
         out.append(MetricValue(name="nfe", value=float(nfe), unit="evaluations/sample", higher_is_better=False,
                                extra={"source": "model.nfe_per_sample"}))
     return out
+
+
+def measure_speed_reference(*, device: str = "cpu", min_time_s: float = 0.2, repeats: int = 3) -> float:
+    """Throughput (workloads/s) of a fixed reference workload on ``device``.
+
+    The workload is a 3-layer MLP (256 -> 512 -> 512 -> 256, batch 256, float32) forward
+    pass with fixed weights. Dividing a model's samples/s by this number gives a ratio
+    that is roughly machine-independent, so speed can be gated across CI machines. The
+    best of ``repeats`` timings (each at least ``min_time_s``) is returned, after warm-up.
+    """
+    g = torch.Generator().manual_seed(0)
+    dev = torch.device(device)
+    ws = [torch.randn(a, b, generator=g).div_(a ** 0.5).to(dev) for a, b in ((256, 512), (512, 512), (512, 256))]
+    x = torch.randn(256, 256, generator=g).to(dev)
+
+    def work() -> torch.Tensor:
+        h = x
+        for w in ws[:-1]:
+            h = torch.relu(h @ w)
+        return h @ ws[-1]
+
+    with torch.no_grad():
+        for _ in range(3):
+            work()
+        synchronize(dev)
+        best = 0.0
+        for _ in range(repeats):
+            count, t0 = 0, time.perf_counter()
+            while True:
+                work()
+                count += 1
+                if count % 4 == 0:
+                    synchronize(dev)
+                    dt = time.perf_counter() - t0
+                    if dt >= min_time_s:
+                        break
+            best = max(best, count / dt)
+    return best

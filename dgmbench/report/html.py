@@ -21,7 +21,7 @@ import platform
 from dataclasses import dataclass, field
 
 from ..results import Record, atomic_write_text
-from ..sampling_options import apply_sampling_options, format_sampling_options
+from ..sampling import apply_sampling_options, format_sampling_options
 from .comparison import COLUMNS, comparison_markdown, comparison_table, fmt, rules_for
 from .leaderboard import metric_header, metrics_markdown, ordered_metrics
 from .summary import DENSITY_METRIC, STABILITY_METRIC, ModelSummary, dataset_kind, summarize, table_info

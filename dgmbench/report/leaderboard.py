@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from ..metrics.names import METRICS
+from ..metrics.registry import METRICS
 from ..results import Record, atomic_write_text
-from ..sampling_options import format_sampling_options
+from ..sampling import format_sampling_options
 from .comparison import comparison_markdown, comparison_table, fmt
 from .summary import ModelSummary, dataset_kind, summarize, table_info
 

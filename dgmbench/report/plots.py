@@ -120,7 +120,7 @@ def interval(s: ModelSummary, metric: str) -> tuple[float, float] | None:
 
 def metric_bars_png(summaries: Sequence[ModelSummary], metrics: Sequence[str]) -> bytes | None:
     """One panel per metric: a bar per model (seed mean) with its 95% interval as an error bar."""
-    from ..metrics.names import METRICS
+    from ..metrics.registry import METRICS
 
     metrics = [m for m in metrics if any(s.mean(m) is not None for s in summaries)]
     if not metrics:
@@ -159,7 +159,7 @@ def metric_bars_png(summaries: Sequence[ModelSummary], metrics: Sequence[str]) -
 
 def quality_speed_png(summaries: Sequence[ModelSummary], quality: str = "fid") -> bytes | None:
     """Quality metric (seed mean) against samples/s on a log x axis, one labelled point per model."""
-    from ..metrics.names import METRICS
+    from ..metrics.registry import METRICS
 
     pts = [(s.family, s.mean("samples_per_s"), s.mean(quality)) for s in summaries]
     pts = [p for p in pts if p[1] is not None and p[2] is not None and p[1] > 0]

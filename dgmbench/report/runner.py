@@ -35,7 +35,7 @@ from typing import Any
 
 from ..errors import DgmbenchError, UsageError
 from ..results import Record, append_jsonl_line, sha256_file
-from ..sampling_options import apply_sampling_options, format_sampling_options, parse_sampling_options
+from ..sampling import apply_sampling_options, format_sampling_options, parse_sampling_options
 from .leaderboard import LeaderboardMeta, write_leaderboard
 
 DEFAULT_METRICS = {
@@ -200,7 +200,7 @@ def resolve_families(cfg: TableConfig) -> tuple[list[str], dict[str, str]]:
 
 
 def _device_type(device: str) -> str:
-    from baselines.train import resolve_device
+    from ..devices import resolve_device
 
     return resolve_device(device).type
 
@@ -240,7 +240,7 @@ def default_metrics(dataset: str) -> list[str]:
 
 def _default_evaluate() -> Callable[..., Record]:
     try:
-        from ..evaluate import evaluate
+        from ..harness import evaluate
     except ImportError as e:
         raise UsageError(f"the metric engine (dgmbench.evaluate) is not available in this build: {e}") from e
     return evaluate
@@ -320,7 +320,7 @@ def _run_table(cfg: TableConfig, evaluate_fn: Callable[..., Record] | None) -> T
                          f"({'; '.join(f'{k}: {v}' for k, v in missing.items())})")
     requested = list(cfg.metrics) if cfg.metrics else list(DEFAULT_METRICS[info.kind])
     try:
-        from ..evaluate import resolve_metrics
+        from ..metrics.registry import resolve_metrics
     except ImportError:
         pass
     else:
