@@ -43,11 +43,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import __version__
 from .errors import DataError, UsageError, suggest
 from .metrics.registry import METRICS, default_tolerance
 from .metrics.speed import measure_speed_reference
 from .metrics.tolerance import Tolerance
-from .results import MetricValue, Record, atomic_write_text
+from .results import MetricValue, Record, atomic_write_text, git_revision
 
 FORMAT_VERSION = 2
 OLDEST_READABLE_VERSION = 1
@@ -365,9 +366,6 @@ def baseline_from_records(records: Sequence[Record], *, overrides: dict[str, Tol
     the metric's registry tolerance (:mod:`dgmbench.metrics.registry`). Metrics without a value or a known direction are skipped
     with a warning.
     """
-    from . import __version__
-    from .results import git_revision
-
     overrides = overrides or {}
     entries = []
     for (model, dataset, split, metric), obs in sorted(observe(records).items()):

@@ -13,6 +13,8 @@ import sys
 import warnings
 
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK, DataError
+from ..regress import Baseline, baseline_from_records, compare, parse_tolerances
+from ..results import load_records
 
 EPILOG = """\
 tolerances (--tolerance, comma-separated; a repeated metric combines, the largest part wins):
@@ -50,8 +52,6 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..regress import Baseline, baseline_from_records, compare, parse_tolerances
-    from ..results import load_records
 
     as_json = bool(getattr(args, "json", False))
     overrides = parse_tolerances(args.tolerance)

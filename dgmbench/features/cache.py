@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from ..data.download import dgmbench_home as _home
 from .stats import StreamingStats
 
 CACHE_FORMAT = 1
@@ -32,8 +33,6 @@ CACHE_FORMAT = 1
 
 def dgmbench_home() -> Path:
     """``$DGMBENCH_HOME`` or ``~/.cache/dgmbench`` (shared with the dataset downloader)."""
-    from ..data.download import dgmbench_home as _home
-
     return Path(_home())
 
 

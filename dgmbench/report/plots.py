@@ -18,7 +18,8 @@ from collections.abc import Sequence
 
 import torch
 
-from .summary import ModelSummary
+from ..metrics.registry import METRICS
+from .summary import ModelSummary, table_info
 
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
           "#bcbd22", "#17becf"]
@@ -120,8 +121,6 @@ def interval(s: ModelSummary, metric: str) -> tuple[float, float] | None:
 
 def metric_bars_png(summaries: Sequence[ModelSummary], metrics: Sequence[str]) -> bytes | None:
     """One panel per metric: a bar per model (seed mean) with its 95% interval as an error bar."""
-    from ..metrics.registry import METRICS
-
     metrics = [m for m in metrics if any(s.mean(m) is not None for s in summaries)]
     if not metrics:
         return None
@@ -159,8 +158,6 @@ def metric_bars_png(summaries: Sequence[ModelSummary], metrics: Sequence[str]) -
 
 def quality_speed_png(summaries: Sequence[ModelSummary], quality: str = "fid") -> bytes | None:
     """Quality metric (seed mean) against samples/s on a log x axis, one labelled point per model."""
-    from ..metrics.registry import METRICS
-
     pts = [(s.family, s.mean("samples_per_s"), s.mean(quality)) for s in summaries]
     pts = [p for p in pts if p[1] is not None and p[2] is not None and p[1] > 0]
     if not pts:
@@ -213,8 +210,6 @@ def loss_series(history: Sequence[dict]) -> list[tuple[str, list[float], list[fl
 def loss_curves_png(summaries: Sequence[ModelSummary]) -> bytes | None:
     """Training curves from the trainer's log against step: one panel per model, a colour per seed
     and a line style per series (``LOSS_SERIES``: loss; a GAN's D and G losses; an EBM's energies)."""
-    from .summary import table_info
-
     panels = []
     for s in summaries:
         lines = []
