@@ -61,6 +61,7 @@ class RegressionChecker:
         # through sys.modules (not package attributes), so pytester's module snapshots stay consistent
         regress = importlib.import_module("dgmbench.regress")
         results = importlib.import_module("dgmbench.results")
+        text = importlib.import_module("dgmbench.report.text")
         DgmbenchError = importlib.import_module("dgmbench.errors").DgmbenchError  # noqa: N806
 
         path = self.resolve(baseline)
@@ -89,7 +90,7 @@ class RegressionChecker:
         except DgmbenchError as e:
             pytest.fail(f"dgmbench: {e}", pytrace=False)
         if comparison.failed:
-            pytest.fail(f"dgmbench: metrics regressed against {path}\n{comparison.table()}\n"
+            pytest.fail(f"dgmbench: metrics regressed against {path}\n{text.comparison_table(comparison)}\n"
                         f"(if the change is intended, accept it with 'pytest {UPDATE_OPTION}')", pytrace=False)
         return comparison
 

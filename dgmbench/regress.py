@@ -17,6 +17,17 @@ current run, ``sqrt(std_b^2 / k_b + std_c^2 / k_c)`` against a current mean over
 Unset parts count as 0. A worsening ``> allowed`` is REGRESSED (equal is ok); an improvement
 ``> allowed`` is reported as improved (never a failure).
 
+Cap on a run's own uncertainty. The current run's ``u`` is capped at
+``max(u_baseline, UNCERTAINTY_CAP_REL * |baseline|)`` (10 %), so a run with a huge interval
+(tiny n, a broken bootstrap) cannot widen its own tolerance far enough to pass by itself;
+the row says when the cap applied.
+
+Fails closed. A baseline entry whose value, interval or std is NaN/Inf, whose direction
+disagrees with dgmbench's metric table (:mod:`dgmbench.metrics.registry`), or a baseline with
+no entries, is invalid (DataError, exit 3, naming the entry); ``--update`` refuses to write
+a non-finite value. A current value that is NaN/Inf is REGRESSED; one that is missing is
+``missing``.
+
 Speed. ``samples_per_s`` depends on the machine, so it is compared as a ratio to a fixed
 reference workload timed *in the same run* (:func:`measure_speed_reference`), stored as
 ``speed_reference`` (reference ops/s) in the metric's ``extra`` or the record's ``config``.
@@ -27,9 +38,8 @@ n/a in the current run), ``INCOMPARABLE`` (n, kind or feature extractor changed:
 values measure different things), ``new`` (in the current run only) and ``unchecked``.
 The gate fails on REGRESSED, missing and INCOMPARABLE.
 
-Format history: version 1 (values only: ``{"format_version": 1, "metrics": [{"model",
-"dataset", "split", "metric", "value", "tolerance" (absolute)}]}``) is migrated on read,
-with directions from :mod:`dgmbench.metrics.registry`; other versions are refused.
+Format history: version 1 (``{"format_version": 1, "metrics": [{model, dataset, split, metric,
+value, tolerance (absolute)}]}``) is migrated on read; other versions are refused.
 """
 
 from __future__ import annotations
@@ -40,7 +50,7 @@ import math
 import os
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from . import __version__
@@ -54,6 +64,7 @@ FORMAT_VERSION = 2
 OLDEST_READABLE_VERSION = 1
 
 SPEED_METRICS = frozenset({"samples_per_s"})
+UNCERTAINTY_CAP_REL = 0.10  # a current run's own uncertainty counts up to max(u_baseline, 10 % of |baseline|)
 
 OK, IMPROVED, REGRESSED, MISSING, INCOMPARABLE, NEW, UNCHECKED = (
     "ok", "improved", "REGRESSED", "missing", "INCOMPARABLE", "new", "unchecked")
@@ -131,8 +142,18 @@ class BaselineEntry:
         v = d["value"]
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise DataError(f"{where}.value must be a number, got {v!r}")
+        for k in ("value", "ci_low", "ci_high", "std", "speed_reference"):
+            x = d.get(k)
+            if x is not None and (isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x)):
+                raise DataError(f"{where} ({d['metric']}): {k} must be a finite number, got {x!r}; an invalid "
+                                "baseline never passes: regenerate it with 'dgmbench regress --update'")
         if not isinstance(d["higher_is_better"], bool):
             raise DataError(f"{where}.higher_is_better must be true or false")
+        spec = METRICS.get(d["metric"])
+        if spec is not None and spec.higher_is_better != d["higher_is_better"]:
+            raise DataError(f"{where} ({d['metric']}): higher_is_better is {str(d['higher_is_better']).lower()}, but "
+                            f"for {d['metric']} {'higher' if spec.higher_is_better else 'lower'} is better "
+                            "(dgmbench's metric table); the baseline is invalid")
         return cls(**d)
 
 
@@ -164,7 +185,7 @@ class Baseline:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=True) + "\n"
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False) + "\n"
 
     def save(self, path: str | os.PathLike) -> None:
         """Write atomically (a temporary file and a rename: a kill never leaves half a file)."""
@@ -194,6 +215,9 @@ class Baseline:
         if not isinstance(entries_raw, list):
             raise DataError(f"{where}: 'entries' must be a list")
         entries = [BaselineEntry.from_dict(e, f"{where}: entry {i}") for i, e in enumerate(entries_raw)]
+        if not entries:
+            raise DataError(f"{where} has no entries: a gate with nothing to check would always pass; write one "
+                            "with 'dgmbench regress --update'")
         seen = set()
         for e in entries:
             if e.key in seen:
@@ -283,6 +307,7 @@ def combined_uncertainty(e: BaselineEntry, obs: Observed) -> float | None:
     mean over k > 1 seeds the current run's CI is not added on top of it.
     """
     k_b, k_c = len(e.seeds), len(obs.seeds)
+    obs = _capped(e, obs)
     if k_b > 1 and e.ci_low is None and _finite(e.std) is not None:
         if k_c > 1 and obs.ci_low is None and _finite(obs.std) is not None:
             return math.sqrt(e.std ** 2 / k_b + obs.std ** 2 / k_c)
@@ -290,6 +315,29 @@ def combined_uncertainty(e: BaselineEntry, obs: Observed) -> float | None:
     us = [u for u in (_finite(uncertainty(e.ci_low, e.ci_high, e.std)),
                       _finite(uncertainty(obs.ci_low, obs.ci_high, obs.std))) if u is not None]
     return math.sqrt(sum(u * u for u in us)) if us else None
+
+
+def _cap(e: BaselineEntry) -> float:
+    """The largest uncertainty a current run may bring (module docstring)."""
+    u_b = _finite(uncertainty(e.ci_low, e.ci_high, e.std)) or 0.0
+    return max(u_b, UNCERTAINTY_CAP_REL * abs(e.value))
+
+
+def _capped(e: BaselineEntry, obs: Observed) -> Observed:
+    """``obs`` with its interval / std shrunk to the cap when it is wider."""
+    u = _finite(uncertainty(obs.ci_low, obs.ci_high, obs.std))
+    cap = _cap(e)
+    if u is None or u <= cap:
+        return obs
+    if obs.ci_low is not None and obs.ci_high is not None:
+        return replace(obs, ci_low=obs.value - cap, ci_high=obs.value + cap)
+    return replace(obs, std=cap)
+
+
+def uncertainty_capped(e: BaselineEntry, obs: Observed) -> bool:
+    """Whether the current run's uncertainty was capped for this comparison."""
+    u = _finite(uncertainty(obs.ci_low, obs.ci_high, obs.std))
+    return u is not None and u > _cap(e)
 
 
 def _speed_reference(record: Record, mv: MetricValue) -> float | None:
@@ -376,6 +424,11 @@ def baseline_from_records(records: Sequence[Record], *, overrides: dict[str, Tol
         if obs.higher_is_better is None:
             warnings.warn(f"{where}: unknown metric with no direction; not added to the baseline", stacklevel=2)
             continue
+        bad = [f"{k}={v}" for k, v in (("value", obs.value), ("ci_low", obs.ci_low), ("ci_high", obs.ci_high),
+                                        ("std", obs.std)) if v is not None and not math.isfinite(v)]
+        if bad:
+            raise DataError(f"{where}: {', '.join(bad)} is not finite; a baseline never stores a non-finite value "
+                            "(fix the run, or leave the metric out of it)")
         tol = _override(overrides, metric)
         if tol is None and previous is not None:
             old = previous.get(model, dataset, split, metric)
@@ -440,48 +493,10 @@ class Comparison:
         checked = sum(c.get(v, 0) for v in (OK, IMPROVED, REGRESSED, MISSING, INCOMPARABLE))
         return f"{checked} baseline metrics checked: {parts or 'nothing to compare'} -> {'FAIL' if self.failed else 'PASS'}"
 
-    def table(self) -> str:
-        """The human-readable table plus a summary line (and notes for failing rows)."""
-        header = ["model", "dataset", "metric", "baseline", "current", "delta", "tolerance", "verdict"]
-        lines = []
-        for r in self.rows:
-            arrow = "" if r.higher_is_better is None else (" (↑)" if r.higher_is_better else " (↓)")
-            lines.append([
-                r.model, f"{r.dataset}:{r.split}", r.metric + ("/ref" if r.per_reference else "") + arrow, _fmt(r.baseline), _fmt(r.current),
-                _fmt_delta(r.delta, r.baseline), "-" if r.allowed is None else f"{_fmt(r.allowed)} ({r.tolerance})",
-                r.verdict,
-            ])
-        widths = [max(len(h), *(len(row[i]) for row in lines)) if lines else len(h) for i, h in enumerate(header)]
-        out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(),
-               "  ".join("-" * w for w in widths)]
-        out += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines]
-        notes = [f"  {r.model} / {r.dataset}:{r.split} / {r.metric}: {r.note}" for r in self.rows if r.note]
-        if notes:
-            out += ["notes:"] + notes
-        out.append(self.summary())
-        return "\n".join(out)
-
     def to_dict(self) -> dict[str, Any]:
         return {"passed": not self.failed, "counts": self.counts, "baseline": self.baseline_path,
                 "current": self.current_path,
                 "rows": [asdict(r) | {"failed": r.failed} for r in self.rows]}
-
-
-def _fmt(v: float | None) -> str:
-    if v is None:
-        return "-"
-    if v == 0:
-        return "0"
-    return f"{v:.4g}"
-
-
-def _fmt_delta(delta: float | None, base: float | None) -> str:
-    if delta is None:
-        return "-"
-    s = f"{delta:+.3g}"
-    if base not in (None, 0) and math.isfinite(base) and math.isfinite(delta):
-        s += f" ({delta / abs(base) * 100:+.1f}%)"
-    return s
 
 
 def _worsening(base: float, cur: float, higher_is_better: bool) -> float:
@@ -506,6 +521,9 @@ def _compare_entry(e: BaselineEntry, obs: Observed | None, overrides: dict[str, 
     base, cur = float(e.value), float(obs.value)
     u = combined_uncertainty(e, obs)
     notes = []
+    if uncertainty_capped(e, obs):
+        notes.append(f"the current run's uncertainty was capped at {_cap(e):.4g} (max of the baseline's and "
+                     f"{UNCERTAINTY_CAP_REL:.0%} of |baseline|)")
     if e.metric in SPEED_METRICS:
         if e.speed_reference is None or obs.speed_reference is None:
             side = "baseline" if e.speed_reference is None else "current run"
@@ -547,7 +565,7 @@ def _compare_entry(e: BaselineEntry, obs: Observed | None, overrides: dict[str, 
             row.verdict = OK
     if obs.note:
         notes.append(obs.note)
-    row.note = "; ".join(notes) if row.failed or obs.note else ""
+    row.note = "; ".join(notes)
     return row
 
 

@@ -15,6 +15,7 @@ import datetime as _dt
 import functools
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -141,9 +142,11 @@ class Record:
         return None if mv is None else mv.value
 
     def to_dict(self) -> dict[str, Any]:
+        """A strict-JSON dict: a non-finite metric value, interval or std becomes null with a note
+        saying what it was; any other non-finite float (in ``extra`` or ``config``) becomes null."""
         d = asdict(self)
-        d["metrics"] = {k: asdict(v) for k, v in self.metrics.items()}
-        return d
+        d["metrics"] = {k: _finite_metric(asdict(v)) for k, v in self.metrics.items()}
+        return json_safe(d)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Record:
@@ -163,7 +166,34 @@ class Record:
         return rec
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, allow_nan=True)
+        return json.dumps(self.to_dict(), sort_keys=True, allow_nan=False)
+
+
+def _nonfinite(v: Any) -> bool:
+    return isinstance(v, float) and not math.isfinite(v)
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every NaN/Inf float replaced by None (JSON has no NaN; strict parsers reject it)."""
+    if _nonfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def _finite_metric(d: dict[str, Any]) -> dict[str, Any]:
+    """A MetricValue dict whose non-finite numbers are null, each named in the note."""
+    bad = [f"{k} was {d[k]}" for k in ("value", "ci_low", "ci_high", "std") if _nonfinite(d.get(k))]
+    if bad:
+        for k in ("value", "ci_low", "ci_high", "std"):
+            if _nonfinite(d.get(k)):
+                d[k] = None
+        note = "non-finite: " + ", ".join(bad) + " (written as null)"
+        d["note"] = f"{d['note']}; {note}" if d.get("note") else note
+    return d
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ from dgmbench.regress import (
     observe,
     parse_tolerances,
 )
+from dgmbench.report.text import comparison_table
 from dgmbench.results import MetricValue, Record, RecordStore, load_records
 
 
@@ -161,7 +162,7 @@ def test_metric_missing_from_current_run_is_a_failure():
     c = compare(base, [rec(fid=10.0)])
     assert verdicts(c) == {"fid": OK, "precision": MISSING}
     assert c.failed
-    assert "precision" in c.table() and "missing" in c.table()
+    assert "precision" in comparison_table(c) and "missing" in comparison_table(c)
 
 
 def test_whole_model_missing_and_na_value_fail():
@@ -403,3 +404,83 @@ def test_update_is_atomic_no_partial_file_on_failure(tmp_path, monkeypatch):
         baseline_from_records([rec(fid=1.0)]).save(base)
     assert base.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["b.json"]  # no temporary left behind
+
+
+# ---------------------------------------------------------------- fails closed (issue 19, section 2)
+def _baseline_file(tmp_path, entries) -> str:
+    p = tmp_path / "b.json"
+    p.write_text(json.dumps({"format_version": FORMAT_VERSION, "entries": entries}))
+    return str(p)
+
+
+@pytest.mark.parametrize("field,bad", [("value", "NaN"), ("value", "Infinity"), ("std", "NaN"), ("ci_low", "-Infinity")])
+def test_a_non_finite_baseline_value_is_an_invalid_baseline(tmp_path, field, bad, capsys):
+    e = {"model": "m", "dataset": "digits", "split": "test", "metric": "fid", "value": 29.0,
+         "higher_is_better": False, "tolerance": {"rel": 0.05}, "ci_high": 31.0, "ci_low": 27.0, "std": 1.5}
+    path = tmp_path / "b.json"
+    text = json.dumps({"format_version": FORMAT_VERSION, "entries": [e]}).replace(
+        f'"{field}": {e[field]}', f'"{field}": {bad}')
+    path.write_text(text)
+    with pytest.raises(DataError, match=rf"entry 0 \(fid\): {field} must be a finite number"):
+        Baseline.load(str(path))
+    store = tmp_path / "r.jsonl"
+    RecordStore(str(store)).append(rec(fid=200.0))
+    rc = main(["regress", "--baseline", str(path), "--current", str(store)])
+    err = capsys.readouterr().err
+    assert rc == 3 and "finite" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_baseline_whose_direction_contradicts_the_metric_table_is_invalid(tmp_path, capsys):
+    # FID 29 -> 200 must never read as "improved" because a baseline claims higher FID is better
+    path = _baseline_file(tmp_path, [{"model": "m", "dataset": "digits", "split": "test", "metric": "fid",
+                                      "value": 29.0, "higher_is_better": True, "tolerance": {"rel": 0.05}}])
+    store = tmp_path / "r.jsonl"
+    RecordStore(str(store)).append(rec(fid=200.0))
+    rc = main(["regress", "--baseline", path, "--current", str(store)])
+    err = capsys.readouterr().err
+    assert rc == 3 and "higher_is_better is true, but for fid lower is better" in err
+
+
+def test_a_baseline_with_no_entries_is_invalid_not_a_pass(tmp_path, capsys):
+    path = _baseline_file(tmp_path, [])
+    store = tmp_path / "r.jsonl"
+    RecordStore(str(store)).append(rec(fid=20.0))
+    assert main(["regress", "--baseline", path, "--current", str(store)]) == 3
+    assert "no entries" in capsys.readouterr().err
+
+
+def test_update_refuses_to_write_a_non_finite_value(tmp_path):
+    with pytest.raises(DataError, match="value=nan is not finite"):
+        baseline_from_records([rec(fid=float("nan"))])
+    with pytest.raises(DataError, match="std=inf is not finite"):
+        baseline_from_records([rec(fid=MetricValue("fid", 3.0, std=float("inf")))])
+
+
+def test_a_nan_current_value_regresses():
+    base = Baseline([entry("fid", 10.0, False, tolerance=Tolerance(rel=0.05, unc=2.0), ci_low=9.0, ci_high=11.0)])
+    assert verdicts(compare(base, [rec(fid=float("nan"))]))["fid"] == REGRESSED
+
+
+def test_a_huge_current_interval_cannot_pass_by_itself():
+    # baseline FID 10 with CI half-width 0.5; the current run claims +-1000. Uncapped, 2u would allow
+    # 2 * sqrt(0.5^2 + 1000^2) ~ 2000 and FID 300 would pass. Capped: u_cur <= max(0.5, 10 % of 10) = 1,
+    # so allowed = 2 * sqrt(0.5^2 + 1^2) = 2.236...
+    base = Baseline([entry("fid", 10.0, False, tolerance=Tolerance(unc=2.0), ci_low=9.5, ci_high=10.5)])
+    c = compare(base, [rec(fid=MetricValue("fid", 300.0, ci_low=-700.0, ci_high=1300.0))])
+    assert c.rows[0].verdict == REGRESSED
+    assert c.rows[0].allowed == pytest.approx(2 * math.sqrt(0.25 + 1.0))
+    assert "capped" in c.rows[0].note
+    # a modest interval is not touched: half-width 0.8 < cap 1
+    c2 = compare(base, [rec(fid=MetricValue("fid", 11.0, ci_low=10.2, ci_high=11.8))])
+    assert c2.rows[0].allowed == pytest.approx(2 * math.sqrt(0.25 + 0.64)) and c2.rows[0].verdict == OK
+
+
+def test_records_and_baselines_are_strict_json(tmp_path):
+    r = rec(fid=MetricValue("fid", float("nan"), std=float("inf"), extra={"grid": [1.0, float("-inf")]}))
+    text = r.to_json()
+    d = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
+    mv = d["metrics"]["fid"]
+    assert mv["value"] is None and mv["std"] is None and mv["extra"]["grid"] == [1.0, None]
+    assert "value was nan" in mv["note"] and "std was inf" in mv["note"]
+    base = baseline_from_records([rec(fid=3.0)])
+    json.loads(base.to_json(), parse_constant=lambda c: pytest.fail(f"bare {c}"))

@@ -14,7 +14,8 @@ import warnings
 
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK, DataError
 from ..regress import Baseline, baseline_from_records, compare, parse_tolerances
-from ..results import load_records
+from ..report.text import comparison_table
+from ..results import json_safe, load_records
 
 EPILOG = """\
 tolerances (--tolerance, comma-separated; a repeated metric combines, the largest part wins):
@@ -81,10 +82,10 @@ def run(args) -> int:
         out = comparison.to_dict() if comparison is not None else {"passed": True, "rows": []}
         if new is not None:
             out["updated"] = {"baseline": args.baseline, "entries": len(new.entries)}
-        print(json.dumps(out, indent=2, sort_keys=True, allow_nan=True))
+        print(json.dumps(json_safe(out), indent=2, sort_keys=True, allow_nan=False))
     else:
         if comparison is not None:
-            print(comparison.table())
+            print(comparison_table(comparison))
         if new is not None:
             print(f"wrote {args.baseline}: {len(new.entries)} metric values accepted as the new baseline")
     if args.update:

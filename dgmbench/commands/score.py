@@ -105,7 +105,7 @@ def run(args) -> int:
 def _print(rec, args, as_json: bool) -> None:
     """Print the Record (table or JSON) before storing it, so a failing store never loses the result."""
     if as_json:
-        print(json.dumps(rec.to_dict(), indent=2, sort_keys=True, default=str, allow_nan=True))
+        print(json.dumps(rec.to_dict(), indent=2, sort_keys=True, default=str, allow_nan=False))
     else:
         print(f"{rec.model} on {rec.dataset}:{rec.split}  n={rec.n_samples}  seed={rec.seed}  device={rec.device}  "
               f"wall {rec.wall_time_s:.1f} s")

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ..errors import UsageError
+from ..regress import Comparison
 from ..results import Record, to_frame
 
 
@@ -65,3 +66,42 @@ def summarise(records: Sequence[Record], *, metrics: Sequence[str] | None = None
     out["kind"] = kinds.values
     out["n"] = ns.values
     return pd.DataFrame(out)
+
+
+def _fmt_regress(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if v == 0:
+        return "0"
+    return f"{v:.4g}"
+
+
+def _fmt_delta(delta: float | None, base: float | None) -> str:
+    if delta is None:
+        return "-"
+    s = f"{delta:+.3g}"
+    if base not in (None, 0) and math.isfinite(base) and math.isfinite(delta):
+        s += f" ({delta / abs(base) * 100:+.1f}%)"
+    return s
+
+
+def comparison_table(comparison: Comparison) -> str:
+    """The human-readable table plus a summary line (and notes for failing rows)."""
+    header = ["model", "dataset", "metric", "baseline", "current", "delta", "tolerance", "verdict"]
+    lines = []
+    for r in comparison.rows:
+        arrow = "" if r.higher_is_better is None else (" (↑)" if r.higher_is_better else " (↓)")
+        lines.append([
+            r.model, f"{r.dataset}:{r.split}", r.metric + ("/ref" if r.per_reference else "") + arrow, _fmt_regress(r.baseline), _fmt_regress(r.current),
+            _fmt_delta(r.delta, r.baseline), "-" if r.allowed is None else f"{_fmt_regress(r.allowed)} ({r.tolerance})",
+            r.verdict,
+        ])
+    widths = [max(len(h), *(len(row[i]) for row in lines)) if lines else len(h) for i, h in enumerate(header)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(),
+           "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines]
+    notes = [f"  {r.model} / {r.dataset}:{r.split} / {r.metric}: {r.note}" for r in comparison.rows if r.note]
+    if notes:
+        out += ["notes:"] + notes
+    out.append(comparison.summary())
+    return "\n".join(out)
