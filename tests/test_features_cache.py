@@ -107,3 +107,59 @@ def test_unwritable_cache_dir_warns_and_still_returns(tmp_path):
     with pytest.warns(RuntimeWarning, match="could not write"):
         a = cached_reference_features("d", "s", _Ext(), 40, compute, outputs=["pool"], cache_dir=blocker / "sub")
     assert a.features["pool"].shape == (40, 6) and len(calls) == 1
+
+
+def _edit_features(obj):
+    obj["outputs"]["pool"]["features"][3, 2] += 0.5
+
+
+def _edit_stats(obj):
+    obj["outputs"]["pool"]["stats"]["mean"][0] *= 1.0001
+
+
+def _edit_key_json(obj):
+    obj["key_json"] = obj["key_json"].replace('"n": 40', '"n": 41')
+
+
+def _edit_meta(obj):
+    obj["meta"]["dataset"] = "other"
+
+
+def _drop_digest(obj):
+    del obj["sha256"]
+
+
+@pytest.mark.parametrize("edit", [_edit_features, _edit_stats, _edit_key_json, _edit_meta, _drop_digest])
+def test_edited_file_is_recomputed_with_warning(tmp_path, edit):
+    """A file whose tensors (or key, or metadata) were edited in place fails its sha256 and is recomputed."""
+    compute, calls = _compute_counter()
+    ext = _Ext()
+    a = cached_reference_features("d", "s", ext, 40, compute, outputs=["pool"], cache_dir=tmp_path)
+    obj = torch.load(a.path, weights_only=True)
+    edit(obj)
+    torch.save(obj, a.path)
+    with pytest.warns(RuntimeWarning, match="unreadable or altered .*(sha256|key)"):
+        b = cached_reference_features("d", "s", ext, 40, compute, outputs=["pool"], cache_dir=tmp_path)
+    assert len(calls) == 2 and not b.hit
+    fresh, _ = _compute_counter()  # an independent computation of the same features
+    want = fresh(["pool"])["pool"]
+    assert torch.equal(b.features["pool"], want)
+    np.testing.assert_allclose(b.stats["pool"].mean.numpy(), want.double().numpy().mean(0), atol=1e-12)
+    with warnings.catch_warnings():  # the recomputed file was written back and verifies again
+        warnings.simplefilter("error")
+        c = cached_reference_features("d", "s", ext, 40, compute, outputs=["pool"], cache_dir=tmp_path)
+    assert c.hit and len(calls) == 2
+
+
+def test_payload_digest_covers_values_dtype_and_shape():
+    from dgmbench.features.cache import payload_digest
+
+    x = torch.arange(12, dtype=torch.float32)
+    base = payload_digest("k", "{}", {}, {"pool": {"features": x}})
+    assert payload_digest("k", "{}", {}, {"pool": {"features": x.clone()}}) == base
+    assert payload_digest("k", "{}", {}, {"pool": {"features": x.reshape(3, 4)}}) != base  # same bytes, other shape
+    assert payload_digest("k", "{}", {}, {"pool": {"features": x.view(torch.int32)}}) != base  # same bytes, other dtype
+    y = x.clone()
+    y[5] = torch.nextafter(y[5], torch.tensor(100.0))  # one ulp
+    assert payload_digest("k", "{}", {}, {"pool": {"features": y}}) != base
+    assert payload_digest("k2", "{}", {}, {"pool": {"features": x}}) != base

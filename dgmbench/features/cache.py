@@ -9,6 +9,14 @@ features (unless ``keep_features=False``) and a :class:`StreamingStats` state.
 
 Writes are atomic (a temporary file in the same folder, then ``os.replace``); a file
 that cannot be read (torn, corrupt, wrong format) is recomputed with a warning.
+
+Tamper evidence (format 2): each file also stores the canonical key JSON (whose sha256 must
+be the key) and ``sha256``, a digest of key, metadata and every stored tensor's dtype,
+shape and bytes (:func:`payload_digest`). A file whose tensors, statistics or key were
+edited after it was written fails that check on load and is recomputed with a warning,
+exactly like a torn one. This detects damage and naive edits, not a forger who also
+recomputes the digest (the file is not signed); files are read with ``weights_only=True``,
+so a cache file can never run code either way.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import torch
 from ..data.download import dgmbench_home as _home
 from .stats import StreamingStats
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def dgmbench_home() -> Path:
@@ -55,6 +63,21 @@ def cache_key(
     extra: Mapping[str, Any] | None = None,
 ) -> str:
     """Hex sha256 of the canonical JSON of everything that changes the reference features."""
+    return hashlib.sha256(cache_key_json(dataset, split, extractor_name, sha256, resize, n, transform_id,
+                                         extra).encode()).hexdigest()
+
+
+def cache_key_json(
+    dataset: str,
+    split: str,
+    extractor_name: str,
+    sha256: str | None,
+    resize: str | None,
+    n: int | None,
+    transform_id: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """The canonical JSON that :func:`cache_key` hashes (stored in each file to re-check its key)."""
     payload = {
         "format": CACHE_FORMAT,
         "dataset": dataset,
@@ -66,8 +89,35 @@ def cache_key(
         "transform": transform_id,
         "extra": dict(sorted((extra or {}).items())),
     }
-    blob = json.dumps(payload, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()
+    return json.dumps(payload, sort_keys=True, default=str)
+
+
+def _feed(h: Any, obj: Any) -> None:
+    """Update hash ``h`` with a type-tagged, length-prefixed, order-independent encoding of ``obj``."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)};".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy())  # the buffer itself, no copy
+    elif isinstance(obj, Mapping):
+        h.update(f"D{len(obj)};".encode())
+        for k in sorted(obj, key=str):
+            _feed(h, str(k))
+            _feed(h, obj[k])
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"L{len(obj)};".encode())
+        for v in obj:
+            _feed(h, v)
+    else:  # str, int, float (repr is exact), bool, None
+        text = f"{type(obj).__name__}:{obj!r}"
+        h.update(f"S{len(text)};{text}".encode())
+
+
+def payload_digest(key: str, key_json: str, meta: Mapping[str, Any], outputs: Mapping[str, Any]) -> str:
+    """Hex sha256 over a cache entry's key, key JSON, metadata and stored tensors (dtype, shape, bytes)."""
+    h = hashlib.sha256()
+    _feed(h, {"key": key, "key_json": key_json, "meta": meta, "outputs": outputs})
+    return h.hexdigest()
 
 
 @dataclass
@@ -101,14 +151,18 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
 
 def _load_entry(path: Path, key: str) -> dict[str, Any] | None:
-    """The stored dict, or None (with a warning) when the file is unreadable or not ours."""
+    """The stored dict, or None (with a warning) when the file is unreadable, altered or not ours."""
     if not path.exists():
         return None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(obj, dict) or obj.get("format") != CACHE_FORMAT or obj.get("key") != key:
             raise ValueError("not a dgmbench reference-cache entry of this format")
-        outputs = obj["outputs"]
+        key_json, outputs = obj["key_json"], obj["outputs"]
+        if hashlib.sha256(str(key_json).encode()).hexdigest() != key:
+            raise ValueError("its stored key fields do not hash to its key")
+        if obj.get("sha256") != payload_digest(key, key_json, obj["meta"], outputs):
+            raise ValueError("its contents do not match their stored sha256: the file was edited or damaged")
         for out, entry in outputs.items():
             StreamingStats.from_state(entry["stats"])  # validates shapes
             if entry.get("features") is not None and entry["features"].shape[0] != entry["stats"]["n"]:
@@ -116,7 +170,7 @@ def _load_entry(path: Path, key: str) -> dict[str, Any] | None:
         return obj
     except Exception as e:  # noqa: BLE001 - any unreadable file is recomputed
         warnings.warn(
-            f"reference cache file {path} is unreadable ({type(e).__name__}: {e}); recomputing it",
+            f"reference cache file {path} is unreadable or altered ({type(e).__name__}: {e}); recomputing it",
             RuntimeWarning,
             stacklevel=3,
         )
@@ -148,10 +202,11 @@ def cached_reference_features(
     statistics are stored and returned (enough for FID, not for KID/PRDC).
     """
     outputs = list(outputs) if outputs is not None else list(getattr(extractor, "outputs", ()))
-    key = cache_key(
+    key_json = cache_key_json(
         dataset, split, extractor.name, getattr(extractor, "sha256", None), getattr(extractor, "resize", None),
         n, transform_id, {**dict(extra or {}), "config": getattr(extractor, "config_id", None)},
     )
+    key = hashlib.sha256(key_json.encode()).hexdigest()
     use = cache_enabled() if enabled is None else enabled
     folder = Path(cache_dir) if cache_dir is not None else reference_cache_dir()
     path = folder / f"{key}.pt"
@@ -179,7 +234,9 @@ def cached_reference_features(
             }
         if use:
             try:
-                atomic_torch_save({"format": CACHE_FORMAT, "key": key, "meta": meta, "outputs": stored}, path)
+                digest = payload_digest(key, key_json, meta, stored)
+                atomic_torch_save({"format": CACHE_FORMAT, "key": key, "key_json": key_json, "meta": meta,
+                                   "outputs": stored, "sha256": digest}, path)
             except OSError as e:  # read-only or full disk: the numbers are still right, just not cached
                 warnings.warn(f"could not write the reference cache file {path} ({e}); continuing without it",
                               RuntimeWarning, stacklevel=2)

