@@ -187,6 +187,16 @@ def read_checkpoint(path: str, *, family: str | None = None) -> dict[str, Any]:
     if family is not None and state.get("family") != family:
         raise ModelError(f"{path} is a '{state.get('family')}' checkpoint, not '{family}'")
     return state
+
+
+def read_if_checkpoint(path: str) -> dict[str, Any] | None:
+    """The checked state of a dgmbench checkpoint, or None for another safe torch file or a
+    non-torch file; a pickle that needs Python objects is a ModelError (never unpickled)."""
+    if checkpoint_kind(path) != "dgmbench":
+        return None
+    return read_checkpoint(path)
+
+
 def build_from_state(state: dict[str, Any]):
     from .registry import FAMILIES, family_module
 
@@ -208,7 +218,11 @@ def load_baseline(path: str, *, device: str | None = None, use_ema: bool = True)
     A checkpoint of a diverged run (see :mod:`baselines.train`) loads with a warning and
     ``model.diverged`` set to ``{"step", "loss"}``; its weights are the last good checkpoint's.
     """
-    state = read_checkpoint(path)
+    return model_from_state(read_checkpoint(path), path, device=device, use_ema=use_ema)
+
+
+def model_from_state(state: dict[str, Any], path: str, *, device: str | None = None, use_ema: bool = True):
+    """The model of a checked checkpoint ``state`` (from :func:`read_checkpoint`) read from ``path``."""
     if "family" not in state or "config" not in state or "model" not in state:
         raise ModelError(f"{path} is a dgmbench checkpoint without a model (keys: {sorted(state)})")
     model = build_from_state(state)

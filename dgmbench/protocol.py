@@ -186,6 +186,7 @@ class ModelLoader:
 
     name: str
     load: Callable[..., Any]
+    why_not: Callable[[str], str] | None = None  # one line: why a file is not in this format
     description: str = ""
 
 
@@ -233,6 +234,9 @@ def load_model(spec: str, checkpoint: str | None = None, *, device: str | None =
         model = load_checkpoint(spec, device=device)
         if model is not None:
             return model
+        reasons = [lo.why_not(spec) for lo in loaders() if lo.why_not is not None]
+        if len(reasons) == 1:
+            raise ModelError(reasons[0])
         known = ", ".join(lo.name for lo in loaders()) or "none registered"
         raise ModelError(
             f"{spec} is not a checkpoint any dgmbench loader recognises ({known}); --model takes a dgmbench "

@@ -150,7 +150,7 @@ def test_load_model_errors(tiny_module, tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match=f"model factory '{tiny_module}:build' failed on checkpoint"):
         load_model(f"{tiny_module}:build", str(bad))
-    with pytest.raises(ModelError, match="not a checkpoint any dgmbench loader recognises"):
+    with pytest.raises(ModelError, match="not a dgmbench baseline checkpoint"):
         load_model(str(bad))
     with pytest.raises(ModelError, match="cannot use a int as a generative model"):
         load_model(f"{tiny_module}:not_a_model")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from .. import distributed as D
 from ..devices import resolve_device
@@ -13,7 +14,7 @@ from ..metrics.registry import metrics_help
 from ..options import add_arguments, from_args
 from ..protocol import SamplesModel, load_model, model_name
 from ..report.text import format_record_table
-from ..results import RecordStore
+from ..results import RecordStore, sha256_file
 from ..sampling import (
     apply_sampling_options,
     describe_sampler,
@@ -78,9 +79,12 @@ def run(args) -> int:
     distributed = D.init_from_env(device)
     options.device = str(D.local_device(device))
     try:
+        digest = None
         if args.samples:
             source, checkpoint, described = SamplesModel.from_path(args.samples), None, args.samples
         else:
+            weights = args.checkpoint or args.model
+            digest = sha256_file(weights) if os.path.isfile(weights) else None  # the bytes that are scored
             source = load_model(args.model, args.checkpoint, device=options.device)
             checkpoint, described = None, args.model + (f" + {args.checkpoint}" if args.checkpoint else "")
         name, sampler_config = args.name, {}
@@ -93,6 +97,8 @@ def run(args) -> int:
         if not D.is_main():
             return 0
         rec.config["source"] = described
+        if digest:
+            rec.config["checkpoint_sha256"] = digest
         rec.config["cli_args"] = {k: v for k, v in vars(args).items() if k != "func"}
         rec.config.update(sampler_config)
         _print(rec, args, as_json)
