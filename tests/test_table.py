@@ -86,7 +86,7 @@ def reference(tmp_path_factory, home):
     """One uninterrupted in-process run: the leaderboard every other run must reproduce."""
     from baselines import registry
     from dgmbench.cli import main
-    from dgmbench.report import runner
+    from dgmbench.table import runner
 
     tmp = tmp_path_factory.mktemp("table-ref")
     families = _families()
@@ -143,7 +143,7 @@ def test_rerun_reuses_everything(reference, monkeypatch, capsys):
     tmp, families = reference
     monkeypatch.setitem(registry.FAMILIES, "fake", fake.MODULE)
     # the cache keys hash the code; pin them to the reference run's, in case a file changed since
-    from dgmbench.report import runner
+    from dgmbench.table import runner
 
     ref_events = _events(tmp / "runs")
     monkeypatch.setattr(runner, "family_code_version", lambda fam: REF_CODE["family"][fam])
@@ -320,7 +320,7 @@ def test_adoption_compares_the_config_a_family_fills_in():
     from baselines.gan import build_model
     from baselines.registry import get_preset
     from baselines.train import TrainConfig
-    from dgmbench.report.adopt import train_differences
+    from dgmbench.table.adopt import train_differences
 
     spec = get_preset("gan", "digits")
     model = build_model(spec["model"], (1, 8, 8), 10 if spec["model"].get("conditional") else None)
@@ -352,7 +352,7 @@ def test_bad_input_is_a_usage_error(argv, needle, tmp_path, monkeypatch, capsys)
 
 
 def test_state_log_skips_a_torn_line(tmp_path):
-    from dgmbench.report.runner import StateLog
+    from dgmbench.table.runner import StateLog
 
     log = StateLog(str(tmp_path / "s.jsonl"))
     log.append({"event": "train_done", "key": "a"})

@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DgmbenchError, UsageError
+from ..report.leaderboard import LeaderboardMeta, write_leaderboard
 from ..results import Record, append_jsonl_line, sha256_file
 from ..sampling_options import apply_sampling_options, format_sampling_options, parse_sampling_options
-from .leaderboard import LeaderboardMeta, write_leaderboard
 
 DEFAULT_METRICS = {
     "image": ("fid", "prdc", "nll", "speed"),
