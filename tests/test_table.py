@@ -470,3 +470,42 @@ def test_bad_sampling_option_stops_before_any_training(sampling, needle, tmp_pat
     assert main(argv) == 2
     assert needle in capsys.readouterr().err
     assert not list((tmp_path / "runs").rglob("*.pt"))
+
+
+def test_eval_code_version_hashes_the_scoring_modules_only(tmp_path):
+    """The evaluation key's code hash covers the modules that can change a metric (the new
+    sampling/reference/options modules and metrics/registry.py included), skips missing ones, and
+    ignores the CLI, the report and the table job."""
+    import hashlib
+
+    from dgmbench.table.runner import eval_code_version
+
+    pkg = tmp_path / "dgmbench"
+    counted = ["evaluate.py", "sampling.py", "reference.py", "options.py", "protocol.py", "units.py",
+               "validation.py", "results.py", "metrics/registry.py", "metrics/fid.py", "features/inception.py",
+               "data/registry.py", "assets/classifier/w.bin"]
+    ignored = ["cli.py", "commands/score.py", "report/html.py", "table/runner.py", "metrics/sub/deep.py"]
+    for rel in counted + ignored:
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text(f"# {rel}\n")
+
+    def reference() -> str:  # the hash written out again: sorted paths, each file's name then bytes
+        h = hashlib.sha256()
+        for p in sorted(pkg / rel for rel in counted):
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+        return h.hexdigest()[:16]
+
+    base = eval_code_version(pkg)
+    assert base == reference()
+    for rel in ignored:
+        (pkg / rel).write_text("# edited\n")
+        assert eval_code_version(pkg) == base, rel
+    for rel in ("sampling.py", "options.py", "metrics/registry.py", "results.py", "assets/classifier/w.bin"):
+        (pkg / rel).write_text("# edited\n")
+        now = eval_code_version(pkg)
+        assert now != base, rel
+        base = now
+    (pkg / "reference.py").unlink()  # a module that does not exist (yet) is skipped
+    counted.remove("reference.py")
+    assert eval_code_version(pkg) == reference()

@@ -67,16 +67,23 @@ def family_code_version(family: str) -> str:
     return _hash_files(files)[:16]
 
 
-def eval_code_version() -> str:
-    """sha256 over the harness code and weights that can change a metric value (evaluate, metrics,
-    features, data loaders, the committed classifier weights)."""
-    pkg = Path(__file__).resolve().parents[1]
-    files = [pkg / "evaluate.py"] if (pkg / "evaluate.py").exists() else []
-    for sub in ("metrics", "features", "data"):
+# Harness modules whose code can change a metric value (missing ones are skipped, so a module
+# that a later layout adds or drops counts as soon as it exists).
+EVAL_CODE_FILES = ("evaluate.py", "sampling.py", "reference.py", "options.py", "protocol.py", "units.py",
+                   "validation.py", "results.py")
+EVAL_CODE_DIRS = ("metrics", "features", "data")  # every .py file directly in each
+
+
+def eval_code_version(pkg: Path | None = None) -> str:
+    """sha256 over the harness code and weights that can change a metric value: ``EVAL_CODE_FILES``,
+    the .py files of ``EVAL_CODE_DIRS`` and every file under ``assets/`` (classifier weights) of
+    the ``dgmbench`` package folder ``pkg`` (default: this one)."""
+    pkg = Path(__file__).resolve().parents[1] if pkg is None else Path(pkg)
+    files = [pkg / f for f in EVAL_CODE_FILES]
+    for sub in EVAL_CODE_DIRS:
         files += sorted((pkg / sub).glob("*.py"))
-    files += [pkg / "units.py", pkg / "validation.py", pkg / "protocol.py"]
-    files += sorted(f for f in (pkg / "assets").rglob("*") if f.is_file())  # classifier weights
-    return _hash_files([f for f in files if f.exists()])[:16]
+    files += sorted(f for f in (pkg / "assets").rglob("*") if f.is_file())
+    return _hash_files([f for f in files if f.is_file()])[:16]
 
 
 def _digest(obj: Any) -> str:
