@@ -73,7 +73,8 @@ class Evaluator:
         self.data_shape = tuple(self.data.data_shape)
         self.is_image = len(self.data_shape) == 3
         names = default_metrics(IMAGE if self.is_image else POINTS) if metrics is None else metrics
-        self.groups: list[MetricGroup] = [GROUPS[g] for g in resolve_metrics(names)]
+        requested = set(resolve_metrics(names))
+        self.groups: list[MetricGroup] = [g for g in GROUPS.values() if g.name in requested]  # registry order
         self.needs = frozenset().union(*(g.needs_for(o) for g in self.groups))
         self.reference = ReferenceSet(self.data, ref=o.ref, n_ref=o.n_ref, data_dir=o.data_dir,
                                       batch_size=self.batch_size, device=self.device, progress=o.progress, cache=o.cache)

@@ -221,9 +221,15 @@ def atomic_writer(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (:func:`atomic_writer`)."""
-    with atomic_writer(path, "w") as f:
-        f.write(text)
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_writer`)."""
+    with atomic_writer(path, "wb") as f:
+        f.write(text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_writer`)."""
+    with atomic_writer(path, "wb") as f:
+        f.write(data)
 
 
 def sha256_file(path: str | os.PathLike) -> str:

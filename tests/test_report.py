@@ -2,12 +2,14 @@
 failed image or script error, plus the Markdown summary.
 
 The records are made by hand (known numbers) around real checkpoints of a tiny stand-in
-family, so the sample grids come from the same load-and-sample path as for the baselines.
+family, whose sample grid files are drawn with the table's own function; the checkpoints are
+then deleted and every model loader raises, so the report reads records and grid files only.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
 import re
@@ -43,13 +45,44 @@ def _record(family, dataset, seed, ckpt, metrics, *, status="ok", kind="exact", 
     return r
 
 
+def _with_grid(rec: Record, folder, name: str, model, kind: str) -> Record:
+    """Draw the record's sample grid file as the table does, and name it in the record."""
+    from dgmbench.table.grids import grid_relpath, write_sample_grid
+
+    rel = grid_relpath(name, rec.family, rec.seed)
+    sha = write_sample_grid(model, os.path.join(folder, rel), kind=kind, seed=rec.seed)
+    rec.config["table"].update(sample_grid=rel, sample_grid_sha256=sha)
+    return rec
+
+
+@contextlib.contextmanager
+def _no_model_loads():
+    """Every way to load a model or a checkpoint raises inside the block."""
+    import baselines.checkpoint
+    from dgmbench import protocol
+
+    def refuse(*a, **k):
+        raise AssertionError(f"the report loaded a model: {a!r}")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch, "load", refuse)
+        mp.setattr(baselines.checkpoint, "load_baseline", refuse)
+        mp.setattr(baselines.checkpoint, "read_checkpoint", refuse)
+        mp.setattr(protocol, "load_model", refuse)
+        yield
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
+    """Records with grid files drawn from real checkpoints; the checkpoints are then deleted and
+    loading a model raises, so the report can only read the records and the grid files."""
     from baselines import registry
+    from baselines.checkpoint import load_baseline
     from baselines.train import train_preset
     from dgmbench.report.html import DatasetSection, write_report
 
     tmp = tmp_path_factory.mktemp("report")
+    lb = tmp / "lb"
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(registry.FAMILIES, "fake", fake.MODULE)
         mp.setitem(registry.FAMILIES, "fake2", fake.MODULE)
@@ -58,7 +91,7 @@ def built(tmp_path_factory):
             for ds in ("digits", "ring8"):
                 path = str(tmp / f"{fam}-{ds}.pt")
                 res = train_preset(fam, f"{ds}-tiny", checkpoint=path, seed=0, progress=False)
-                ck[fam, ds] = (path, res.history)
+                ck[fam, ds] = (path, res.history, load_baseline(path))
         digits = [
             _record("fake", "digits", 0, ck["fake", "digits"][0], {
                 "fid": (10.0, 9.0, 11.0), "precision": (0.9, None, None), "recall": (0.7, None, None),
@@ -82,9 +115,16 @@ def built(tmp_path_factory):
                 "modes_captured": (3, None, None), "hq_fraction": (0.5, None, None), "mode_rkl": (0.9, None, None),
                 "samples_per_s": (1e3, None, None)}, kind="none", history=ck["fake2", "ring8"][1]),
         ]
-        sections = [DatasetSection("digits-tiny", digits), DatasetSection("ring8-tiny", ring)]
+        for recs, name, ds, kind in ((digits, "digits-tiny", "digits", "image"), (ring, "ring8-tiny", "ring8", "points")):
+            for r in recs:
+                if r.config["table"]["status"] == "ok":
+                    _with_grid(r, lb, name, ck[r.family, ds][2], kind)
+    for path, _, _ in ck.values():
+        os.unlink(path)  # no checkpoint left to load
+    sections = [DatasetSection("digits-tiny", digits, folder=str(lb)), DatasetSection("ring8-tiny", ring, folder=str(lb))]
+    with _no_model_loads():
         paths = write_report(sections, str(tmp / "reports"), "report", title="test report")
-    return paths
+    return {**paths, "lb": lb, "sections": sections}
 
 
 def _imgs(html_text):
@@ -96,8 +136,9 @@ def test_html_is_self_contained_and_images_are_pngs(built):
     assert not re.search(r'(src|href)="(https?:)?//', text), "the report must not load anything from outside"
     assert "<link" not in text
     srcs = _imgs(text)
-    # per section: 2 sample grids/scatters + metric bars + quality-vs-speed + loss curves
-    assert len(srcs) == 10
+    # sample grids of the finished runs (digits 3, ring8 2) + per section: metric bars,
+    # quality-vs-speed and loss curves
+    assert len(srcs) == 11
     for src in srcs:
         assert src.startswith("data:image/png;base64,")
         img = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
@@ -105,6 +146,69 @@ def test_html_is_self_contained_and_images_are_pngs(built):
         assert img.width > 50 and img.height > 50
     assert "Environment" in text and "cd" * 32 in text and "ab" * 32 in text  # checkpoint + extractor sha256
     assert "torch" in text and "seeds" in text
+
+
+def _embedded(html_text: str, alt: str) -> bytes | None:
+    m = re.search(rf'<img alt="{re.escape(alt)}" src="data:image/png;base64,([^"]+)"', html_text)
+    return None if m is None else base64.b64decode(m.group(1))
+
+
+def test_sample_grids_are_the_table_files_of_every_seed(built):
+    """Each finished (family, seed) shows its grid file byte for byte; a diverged seed says so."""
+    text = open(built["html"]).read()
+    for section in built["sections"]:
+        for r in section.records:
+            t = r.config["table"]
+            got = _embedded(text, f"samples of {r.family} on {section.name}, seed {r.seed}")
+            if t["status"] != "ok":
+                assert got is None
+                continue
+            assert got == (built["lb"] / t["sample_grid"]).read_bytes()
+            assert t["sample_grid"] == f"{section.name}.samples/{r.family}-s{r.seed}.png"
+    assert "diverged: no samples" in text
+    # two seeds of one model: two different grids (each drawn with its run's seed)
+    assert _embedded(text, "samples of fake on digits-tiny, seed 0") != _embedded(text, "samples of fake on digits-tiny, seed 1")
+    # digits: 8 x 8 tiles of 8 x 8 pixels with a 1-pixel border, grey, shown at an integer zoom
+    img = Image.open(io.BytesIO(_embedded(text, "samples of fake on digits-tiny, seed 0")))
+    assert img.size == (73, 73) and img.mode == "L"
+    assert re.search(r'alt="samples of fake on digits-tiny, seed 0" src="[^"]+" width="219"', text)
+
+
+def test_report_cli_renders_grid_files_with_no_model_loadable(built, tmp_path, capsys):
+    """``dgmbench report`` on a leaderboard folder: the grids come from ``<name>.samples/`` (the
+    checkpoints are gone and every loader raises); a missing or changed grid file, or a Record
+    without one, shows the placeholder instead of loading a model."""
+    import copy
+    import shutil
+
+    from dgmbench.cli import main
+    from dgmbench.results import RecordStore
+
+    lb = tmp_path / "lb"
+    shutil.copytree(built["lb"], lb)
+    digits = copy.deepcopy(built["sections"][0].records)
+    for r in digits:
+        RecordStore(str(lb / "digits-tiny.jsonl")).append(r)
+    assert all(not os.path.exists(r.config["table"]["checkpoint"]) for r in digits)
+    with _no_model_loads():
+        assert main(["report", "--leaderboards", str(lb), "--dataset", "digits-tiny", "--out", str(tmp_path / "rep")]) == 0
+    text = (tmp_path / "rep" / "digits-tiny.html").read_text()
+    assert _embedded(text, "samples of fake on digits-tiny, seed 1") == (lb / "digits-tiny.samples" / "fake-s1.png").read_bytes()
+    assert "no sample grid" not in text
+
+    (lb / "digits-tiny.samples" / "fake-s0.png").unlink()                      # missing file
+    (lb / "digits-tiny.samples" / "fake-s1.png").write_bytes(_png_bytes())     # not the table's file
+    del digits[2].config["table"]["sample_grid"]                                # a Record without a grid
+    (lb / "digits-tiny.jsonl").unlink()
+    for r in digits:
+        RecordStore(str(lb / "digits-tiny.jsonl")).append(r)
+    capsys.readouterr()
+    with _no_model_loads():
+        assert main(["report", "--leaderboards", str(lb), "--dataset", "digits-tiny", "--out", str(tmp_path / "rep")]) == 0
+    text = (tmp_path / "rep" / "digits-tiny.html").read_text()
+    assert text.count("no sample grid: re-run dgmbench table") == 3
+    assert "digits-tiny.samples/fake-s0.png not found" in text and "sha256 differs" in text
+    assert all(_embedded(text, f"samples of {f} on digits-tiny, seed {s}") is None for f, s in (("fake", 0), ("fake", 1), ("fake2", 0)))
 
 
 def test_report_tables_show_stars_numbers_and_kinds(built):
@@ -144,7 +248,7 @@ def test_report_renders_in_headless_chromium(built, tmp_path):
     out = _chromium(["--virtual-time-budget=10000", "--dump-dom", url], tmp_path)
     flags = _dom_flags(out.stdout)
     assert flags.get("data-checked") == "1", out.stderr[-2000:]
-    assert flags["data-images"] == "10"
+    assert flags["data-images"] == "11"
     assert flags["data-failed-images"] == "0", flags.get("data-failed-list")
     assert flags["data-script-errors"] == "0"
     assert "Comparison" in out.stdout and "★" in out.stdout

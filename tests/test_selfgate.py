@@ -94,7 +94,7 @@ def data_records():
 
 def baseline_records(seeds: int, tmp: Path):
     """Layer 2: train and score the tiny presets with the code of `dgmbench table`."""
-    from dgmbench.report.runner import TableConfig, run_table
+    from dgmbench.table.runner import TableConfig, run_table
 
     out = []
     for dataset, (metrics, n) in GATE.items():

@@ -67,6 +67,36 @@ def _events(runs: Path) -> list[dict]:
     return out
 
 
+def _reference_grid(checkpoint: str, seed: int, sampling: dict | None = None) -> np.ndarray:
+    """The 8 x 8 grid a table run must draw, written out independently: 64 samples of the checkpoint
+    (with the sampler options) from a CPU generator seeded by the run's seed, each pixel
+    round(255 * clamp(x, 0, 1)), tiles of one digit image placed by hand on a white 1-pixel lattice."""
+    import torch
+
+    from baselines.checkpoint import load_baseline
+    from dgmbench.sampling import apply_sampling_options
+
+    model = load_baseline(checkpoint, device="cpu")
+    apply_sampling_options(model, sampling or {})
+    with torch.no_grad():
+        x = model.sample(64, generator=torch.Generator().manual_seed(seed)).float().clamp(0, 1).numpy()
+    _, c, h, w = x.shape
+    assert c == 1
+    grid = np.full((8 * (h + 1) + 1, 8 * (w + 1) + 1), 255, dtype=np.uint8)
+    for i in range(64):
+        r, col = divmod(i, 8)
+        grid[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + col * (w + 1):1 + col * (w + 1) + w] = np.rint(x[i, 0] * 255)
+    return grid
+
+
+def _grid_pixels(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        assert img.mode == "L"
+        return np.asarray(img)
+
+
 def _subprocess(args: list[str], env: dict) -> subprocess.Popen:
     code = fake.REGISTER_SNIPPET.format(tests=TESTS) + f"from dgmbench.cli import main; sys.exit(main({args!r}))"
     return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -86,7 +116,7 @@ def reference(tmp_path_factory, home):
     """One uninterrupted in-process run: the leaderboard every other run must reproduce."""
     from baselines import registry
     from dgmbench.cli import main
-    from dgmbench.report import runner
+    from dgmbench.table import runner
 
     tmp = tmp_path_factory.mktemp("table-ref")
     families = _families()
@@ -136,6 +166,25 @@ def test_leaderboard_files(reference):
     assert fake_row["likelihood_kind"] == "exact" and fake_row["nfe"] == 1
 
 
+def test_table_run_writes_the_sample_grid_files(reference, monkeypatch):
+    """Every scored model's grid is a committed-size PNG next to the leaderboard, named with its
+    sha256 in the Record, and holds exactly the samples its checkpoint gives with the run's seed."""
+    from baselines import registry
+    from dgmbench.results import sha256_file
+
+    monkeypatch.setitem(registry.FAMILIES, "fake", fake.MODULE)
+    tmp, families = reference
+    records = [json.loads(line) for line in (tmp / "lb" / "digits-tiny.jsonl").read_text().splitlines()]
+    assert sorted(p.name for p in (tmp / "lb" / "digits-tiny.samples").iterdir()) == sorted(f"{f}-s0.png" for f in families)
+    for rec in records:
+        t = rec["config"]["table"]
+        assert t["sample_grid"] == f"digits-tiny.samples/{rec['family']}-s0.png"
+        path = tmp / "lb" / t["sample_grid"]
+        assert sha256_file(path) == t["sample_grid_sha256"]
+        assert path.stat().st_size < 20_000  # 73 x 73 grey pixels
+        np.testing.assert_array_equal(_grid_pixels(path), _reference_grid(t["checkpoint"], rec["seed"]))
+
+
 def test_rerun_reuses_everything(reference, monkeypatch, capsys):
     from baselines import registry
     from dgmbench.cli import main
@@ -143,7 +192,7 @@ def test_rerun_reuses_everything(reference, monkeypatch, capsys):
     tmp, families = reference
     monkeypatch.setitem(registry.FAMILIES, "fake", fake.MODULE)
     # the cache keys hash the code; pin them to the reference run's, in case a file changed since
-    from dgmbench.report import runner
+    from dgmbench.table import runner
 
     ref_events = _events(tmp / "runs")
     monkeypatch.setattr(runner, "family_code_version", lambda fam: REF_CODE["family"][fam])
@@ -155,6 +204,17 @@ def test_rerun_reuses_everything(reference, monkeypatch, capsys):
     assert out["trained"] == [] and len(out["reused"]) == len(families)
     assert (tmp / "lb" / "digits-tiny.csv").read_text() == before
     assert sum(e["event"] == "train_done" for e in _events(tmp / "runs")) == len(families)
+    # a deleted grid is drawn again from the checkpoint (no training, no new evaluation), the same
+    # bytes; a grid file no Record names is removed
+    grids = tmp / "lb" / "digits-tiny.samples"
+    want = {p.name: p.read_bytes() for p in grids.iterdir()}
+    (grids / "fake-s0.png").unlink()
+    (grids / "gone-s0.png").write_bytes(b"stale")
+    assert main(["--json"] + _args(tmp / "lb", tmp / "runs", families)) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["trained"] == [] and len(out["reused"]) == len(families)
+    assert {p.name: p.read_bytes() for p in grids.iterdir()} == want
+    assert (tmp / "lb" / "digits-tiny.csv").read_text() == before
 
 
 def _without_timing(path: Path) -> pd.DataFrame:
@@ -246,6 +306,11 @@ def test_mixture_dataset_reports_mode_coverage(tmp_path, home, monkeypatch):
     assert rec["config"]["table"]["num_modes"] == 8
     md = (tmp_path / "ring8-tiny.md").read_text()
     assert "/8 modes" in md and "% HQ" in md
+    from PIL import Image  # the 2-D grid: a scatter image
+
+    with Image.open(tmp_path / rec["config"]["table"]["sample_grid"]) as img:
+        assert rec["config"]["table"]["sample_grid"] == "ring8-tiny.samples/fake-s0.png"
+        assert img.format == "PNG" and img.width > 150 and img.height > 150
 
 
 def test_nll_n_scores_a_subset_and_is_part_of_the_command_and_the_cache_key(tmp_path, home, monkeypatch, capsys):
@@ -320,7 +385,7 @@ def test_adoption_compares_the_config_a_family_fills_in():
     from baselines.gan import build_model
     from baselines.registry import get_preset
     from baselines.train import TrainConfig
-    from dgmbench.report.adopt import train_differences
+    from dgmbench.table.adopt import train_differences
 
     spec = get_preset("gan", "digits")
     model = build_model(spec["model"], (1, 8, 8), 10 if spec["model"].get("conditional") else None)
@@ -352,7 +417,7 @@ def test_bad_input_is_a_usage_error(argv, needle, tmp_path, monkeypatch, capsys)
 
 
 def test_state_log_skips_a_torn_line(tmp_path):
-    from dgmbench.report.runner import StateLog
+    from dgmbench.table.runner import StateLog
 
     log = StateLog(str(tmp_path / "s.jsonl"))
     log.append({"event": "train_done", "key": "a"})
@@ -452,6 +517,10 @@ def test_sampling_option_rescoring_reuses_the_trained_model(tmp_path, home, caps
     assert out["records"][0]["model"] == "ebm-digits-tiny [sample_steps=3]"
     md = (tmp_path / "digits-tiny.md").read_text()
     assert "Sampler options (scored with them; training is not affected): ebm sample_steps=3." in md
+    # the grid is drawn with the sampler the metrics used
+    grid = _grid_pixels(tmp_path / table["sample_grid"])
+    np.testing.assert_array_equal(grid, _reference_grid(table["checkpoint"], 0, {"sample_steps": 3}))
+    assert not np.array_equal(grid, _reference_grid(table["checkpoint"], 0))
     assert main(base + ["--sampling", "ebm:sample_steps=3"]) == 0  # and that evaluation is cached in turn
     assert json.loads(capsys.readouterr().out)["reused"] == [["ebm", 0]]
 
@@ -470,3 +539,42 @@ def test_bad_sampling_option_stops_before_any_training(sampling, needle, tmp_pat
     assert main(argv) == 2
     assert needle in capsys.readouterr().err
     assert not list((tmp_path / "runs").rglob("*.pt"))
+
+
+def test_eval_code_version_hashes_the_scoring_modules_only(tmp_path):
+    """The evaluation key's code hash covers the modules that can change a metric (the new
+    sampling/reference/options modules and metrics/registry.py included), skips missing ones, and
+    ignores the CLI, the report and the table job."""
+    import hashlib
+
+    from dgmbench.table.runner import eval_code_version
+
+    pkg = tmp_path / "dgmbench"
+    counted = ["evaluate.py", "sampling.py", "reference.py", "options.py", "protocol.py", "units.py",
+               "validation.py", "results.py", "metrics/registry.py", "metrics/fid.py", "features/inception.py",
+               "data/registry.py", "assets/classifier/w.bin"]
+    ignored = ["cli.py", "commands/score.py", "report/html.py", "table/runner.py", "metrics/sub/deep.py"]
+    for rel in counted + ignored:
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text(f"# {rel}\n")
+
+    def reference() -> str:  # the hash written out again: sorted paths, each file's name then bytes
+        h = hashlib.sha256()
+        for p in sorted(pkg / rel for rel in counted):
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+        return h.hexdigest()[:16]
+
+    base = eval_code_version(pkg)
+    assert base == reference()
+    for rel in ignored:
+        (pkg / rel).write_text("# edited\n")
+        assert eval_code_version(pkg) == base, rel
+    for rel in ("sampling.py", "options.py", "metrics/registry.py", "results.py", "assets/classifier/w.bin"):
+        (pkg / rel).write_text("# edited\n")
+        now = eval_code_version(pkg)
+        assert now != base, rel
+        base = now
+    (pkg / "reference.py").unlink()  # a module that does not exist (yet) is skipped
+    counted.remove("reference.py")
+    assert eval_code_version(pkg) == reference()

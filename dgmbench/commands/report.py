@@ -38,7 +38,7 @@ def _load(path: str, name: str):
     records = RecordStore(path).load()
     if not records:
         raise DataError(f"{path} holds no records; run 'dgmbench table --dataset {name}' first")
-    return DatasetSection(name=name, records=records)
+    return DatasetSection(name=name, records=records, folder=os.path.dirname(os.path.abspath(path)))
 
 
 def find_sections(args) -> list:

@@ -83,8 +83,8 @@ def command_line(args) -> str:
 
 def run(args) -> int:
     from ..report.leaderboard import metrics_markdown
-    from ..report.runner import TableConfig, parse_table_sampling, run_table
     from ..report.summary import summarize
+    from ..table.runner import TableConfig, parse_table_sampling, run_table
 
     cfg = TableConfig(dataset=args.dataset, preset=args.preset, families=_csv(args.families), seeds=args.seeds, steps=args.steps,
                       metrics=_csv(args.metrics), n=args.n, nll_n=args.nll_n, split=args.split, extractor=args.extractor, out=args.out,

@@ -6,9 +6,10 @@ load with ``data-images`` / ``data-failed-images`` (images that did not decode) 
 ``data-script-errors`` so a headless browser can check the page from its DOM.
 
 Per dataset: the comparison table with its star rules, the metrics table, the likelihood
-table with kinds, sample grids per model (re-sampled from each model's seed-0 checkpoint
-with a fixed generator seed), metric bars with 95% intervals, quality vs speed (log x),
-training-loss curves; then an environment section (versions, device, seeds, git revision,
+table with kinds, the sample grid of every model and seed (PNG files that ``dgmbench table``
+drew when it scored the model, read from the leaderboard's ``<name>.samples/`` folder: the
+report never loads a model; a missing file shows a placeholder), metric bars with 95%
+intervals, quality vs speed (log x), training-loss curves; then an environment section (versions, device, seeds, git revision,
 feature-extractor and checkpoint sha256).
 """
 
@@ -20,13 +21,14 @@ import os
 import platform
 from dataclasses import dataclass, field
 
-from ..results import Record, atomic_write_text
-from ..sampling import apply_sampling_options, format_sampling_options
+from ..results import Record, atomic_write_text, sha256_file
+from ..sampling import format_sampling_options
 from .comparison import COLUMNS, comparison_markdown, comparison_table, fmt, rules_for
 from .leaderboard import metric_header, metrics_markdown, ordered_metrics
 from .summary import DENSITY_METRIC, STABILITY_METRIC, ModelSummary, dataset_kind, summarize, table_info
 
 STARS_CSS = "color:#d4a017;letter-spacing:1px;white-space:nowrap"
+GRID_DISPLAY_PX = 220  # about this wide on the page, at an integer zoom
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1200px;color:#222;padding:0 16px}
@@ -35,6 +37,7 @@ table{border-collapse:collapse;margin:8px 0 16px 0;font-size:13px}
 th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f4f4f4}
 code{background:#f4f4f4;padding:1px 4px;border-radius:3px}
 .grid{display:flex;flex-wrap:wrap;gap:12px}.grid figure{margin:0;text-align:center;font-size:12px}
+.samples{margin-bottom:12px}.nogrid{width:200px;padding:24px 8px;border:1px dashed #bbb;color:#666;font-size:12px}
 .note{color:#666;font-size:12px}.rules li{font-size:12px;margin-bottom:4px}
 img{max-width:100%}
 """
@@ -64,6 +67,7 @@ CHECK_SCRIPT = """
 class DatasetSection:
     name: str  # leaderboard name
     records: list[Record]
+    folder: str | None = None  # the leaderboard's folder: sample grid paths are relative to it
     summaries: list[ModelSummary] = field(default_factory=list)
     kind: str = "image"
 
@@ -154,57 +158,64 @@ def likelihood_html(section: DatasetSection) -> str:
     return _table(["family", "kind", f"{name} ({unit})", "what the number is", "note"], rows)
 
 
-def _model_samples(s: ModelSummary, kind: str, n_images: int = 64, n_points: int = 1000):
-    """(samples, note): re-sample the model from its lowest-seed finished checkpoint, seed 0."""
-    import torch
+NO_GRID = "no sample grid: re-run dgmbench table"
 
-    finished = sorted(s.finished, key=lambda r: r.seed)
-    if not finished:
-        return None, "no finished run"
-    info = table_info(finished[0])
-    path = info.get("checkpoint")
-    if not path or not os.path.exists(path):
-        return None, f"checkpoint {path or '(none)'} not found; run the table command to recreate it"
+
+def read_grid(section: DatasetSection, record: Record) -> tuple[bytes | None, str]:
+    """(PNG bytes, note) of a Record's sample grid file (``config.table.sample_grid``, relative to
+    the leaderboard's folder); None with the reason when it is missing or not the file the table
+    wrote (its sha256 differs)."""
+    info = table_info(record)
+    status = info.get("status", "ok")
+    if status != "ok":
+        return None, f"{status}: no samples"
+    rel = info.get("sample_grid")
+    if not rel or section.folder is None:
+        return None, info.get("sample_grid_note") or NO_GRID
+    path = os.path.join(section.folder, rel)
     try:
-        import warnings
+        with open(path, "rb") as f:
+            png = f.read()
+    except OSError:
+        return None, f"{NO_GRID} ({rel} not found)"
+    want = info.get("sample_grid_sha256")
+    if want and sha256_file(path) != want:
+        return None, f"{NO_GRID} ({rel} is not the file the table drew: sha256 differs)"
+    sampling = info.get("sampling") or {}
+    how = f", sampler {format_sampling_options(sampling)}" if sampling else ""
+    return png, f"seed {record.seed}{how}"
 
-        from baselines.checkpoint import load_baseline
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = load_baseline(path)
-        sampling = info.get("sampling") or {}
-        apply_sampling_options(model, sampling)  # the sampler the table scored it with (no-op when empty)
-        with torch.no_grad():
-            x = model.sample(n_images if kind == "image" else n_points, generator=torch.Generator().manual_seed(0))
-        how = f", sampler {format_sampling_options(sampling)}" if sampling else ""
-        return x.detach().float().cpu(), f"seed {finished[0].seed} checkpoint, sampling seed 0{how}"
-    except Exception as e:  # noqa: BLE001 - a broken model must not break the report
-        return None, f"could not sample ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+def _png_width(png: bytes) -> int:
+    """Pixel width from a PNG's IHDR chunk (bytes 16-19, big-endian)."""
+    return int.from_bytes(png[16:20], "big") if png[:8] == b"\x89PNG\r\n\x1a\n" else 0
+
+
+def _grid_img(png: bytes, alt: str) -> str:
+    """A grid at an integer zoom of about 220 px (8 x 8 digits: 73 px, shown 3x), pixels kept sharp."""
+    w = _png_width(png)
+    shown = w * max(1, round(GRID_DISPLAY_PX / w)) if w else GRID_DISPLAY_PX
+    b64 = base64.b64encode(png).decode("ascii")
+    return (f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}" width="{shown}" '
+            'style="image-rendering:pixelated">')
 
 
 def samples_html(section: DatasetSection) -> str:
-    from .plots import sample_grid_png
-
-    modes = None
-    if section.kind == "points":
-        try:
-            from ..data.registry import get_dataset
-
-            modes = get_dataset(section.dataset, "test").modes
-        except Exception:  # noqa: BLE001
-            modes = None
-    figs = []
+    """Per model, its sample grid of every seed side by side (files the table drew; never a model)."""
+    rows = []
     for s in section.summaries:
-        x, note = _model_samples(s, section.kind)
-        if x is None:
-            figs.append(f'<figure><figcaption><b>{html.escape(s.family)}</b><br>'
-                        f'<span class="note">{html.escape(note)}</span></figcaption></figure>')
-            continue
-        png = sample_grid_png(x, title=s.family, modes=modes)
-        figs.append(f"<figure>{_img(png, f'samples of {s.family}', 240)}<figcaption>{html.escape(s.family)}"
-                    f'<br><span class="note">{html.escape(note)}</span></figcaption></figure>')
-    return '<div class="grid">' + "\n".join(figs) + "</div>"
+        figs = []
+        for r in sorted(s.records, key=lambda r: r.seed):
+            png, note = read_grid(section, r)
+            if png is None:
+                figs.append(f'<figure><div class="nogrid">{html.escape(note)}</div>'
+                            f"<figcaption>seed {r.seed}</figcaption></figure>")
+            else:
+                figs.append(f"<figure>{_grid_img(png, f'samples of {s.family} on {section.name}, seed {r.seed}')}"
+                            f'<figcaption><span class="note">{html.escape(note)}</span></figcaption></figure>')
+        rows.append(f'<div class="samples"><b>{html.escape(s.family)}</b><div class="grid">' + "\n".join(figs)
+                    + "</div></div>")
+    return "\n".join(rows)
 
 
 def environment_rows(records: list[Record]) -> list[list[str]]:
@@ -246,7 +257,9 @@ def section_html(section: DatasetSection) -> str:
     notes = [f"{s.family}: " + "; ".join(s.notes()) for s in section.summaries if s.notes()]
     if notes:
         parts.append("<p>Runs without metrics:</p><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
-    parts += ["<h3>Likelihood</h3>", likelihood_html(section), "<h3>Samples</h3>", samples_html(section)]
+    parts += ["<h3>Likelihood</h3>", likelihood_html(section), "<h3>Samples</h3>",
+              '<p class="note">Drawn by <code>dgmbench table</code> when it scored each run: 64 samples (images) or '
+              "1,000 (2-D points) with the run's seed and sampler options.</p>", samples_html(section)]
     bars = metric_bars_png(section.summaries, [m for m in ordered_metrics(section.summaries) if m != "nfe"])
     if bars:
         parts += ["<h3>Metrics with 95% intervals</h3>",

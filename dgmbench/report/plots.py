@@ -1,7 +1,7 @@
 """Report figures with matplotlib, returned as PNG bytes (no pyplot global state: each plot
-builds its own :class:`matplotlib.figure.Figure` and renders it with the Agg canvas).
+builds its own :class:`matplotlib.figure.Figure` and renders it with the Agg canvas). Sample
+grids are not drawn here: the table job draws them to files (:mod:`dgmbench.table.grids`).
 
-- :func:`sample_grid_png`: a grid of image samples, or a scatter of 2-D samples over the modes;
 - :func:`metric_bars_png`: one bar per model per metric with a 95% interval (a log axis when the
   values span more than ``LOG_SPAN``);
 - :func:`quality_speed_png`: quality metric against samples/s (log x; log y too when the values
@@ -16,17 +16,15 @@ import io
 import math
 from collections.abc import Sequence
 
-import torch
-
 from ..metrics.registry import METRICS
 from .summary import ModelSummary, table_info
 
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
           "#bcbd22", "#17becf"]
 # The seven built-in baseline families in their registry order, so each keeps one colour in every
-# plot and every report. Written out rather than read from baselines.registry.FAMILIES: families
-# registered at run time (plugins, tests) must not shift the built-in ones' colours; a test checks
-# that this matches the registry's built-ins.
+# plot and every report. Written out rather than read from the baseline registry (the report
+# imports no model code, and families registered at run time, plugins or tests, must not shift the
+# built-in ones' colours); a test checks that this matches the registry's built-ins.
 FAMILY_ORDER = ("autoregressive", "vae", "flow", "gan", "ebm", "score", "diffusion")
 # A panel switches to a log axis when its positive values span more than this factor.
 LOG_SPAN = 30.0
@@ -50,7 +48,8 @@ def wants_log_axis(values: Sequence[float]) -> bool:
     return bool(vals) and min(vals) > 0 and max(vals) / min(vals) > LOG_SPAN
 
 
-def _figure(w: float, h: float):
+def new_figure(w: float, h: float):
+    """A matplotlib Figure of ``w`` x ``h`` inches at 100 dpi on its own Agg canvas (no pyplot)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -59,43 +58,11 @@ def _figure(w: float, h: float):
     return fig
 
 
-def _png(fig) -> bytes:
+def figure_png(fig) -> bytes:
+    """``fig`` rendered as PNG bytes (tight bounding box)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")
     return buf.getvalue()
-
-
-def sample_grid_png(samples: torch.Tensor, *, title: str = "", modes: torch.Tensor | None = None,
-                    nrow: int = 8) -> bytes:
-    """Images (N, C, H, W) in [0, 1] as a grid, or points (N, 2) as a scatter (modes as crosses)."""
-    if samples.ndim == 4:
-        from torchvision.utils import make_grid
-
-        grid = make_grid(samples.float().clamp(0, 1), nrow=nrow, padding=1, pad_value=1.0)
-        img = grid.permute(1, 2, 0).numpy()
-        fig = _figure(3.0, 3.0 * img.shape[0] / max(img.shape[1], 1) + 0.3)
-        ax = fig.add_subplot(1, 1, 1)
-        if img.shape[2] == 1 or (samples.shape[1] == 1):
-            ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        else:
-            ax.imshow(img, interpolation="nearest")
-        ax.axis("off")
-    else:
-        pts = samples.reshape(samples.shape[0], -1)[:, :2].float().numpy()
-        fig = _figure(3.2, 3.2)
-        ax = fig.add_subplot(1, 1, 1)
-        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5, color=COLORS[0], rasterized=True)
-        if modes is not None:
-            m = modes.float().numpy()
-            ax.scatter(m[:, 0], m[:, 1], marker="x", s=30, color="black", linewidths=1)
-            span = float(abs(m).max()) * 1.5 + 0.5
-            ax.set_xlim(-span, span)
-            ax.set_ylim(-span, span)
-        ax.set_aspect("equal")
-        ax.tick_params(labelsize=7)
-    if title:
-        ax.set_title(title, fontsize=9)
-    return _png(fig)
 
 
 def interval(s: ModelSummary, metric: str) -> tuple[float, float] | None:
@@ -127,7 +94,7 @@ def metric_bars_png(summaries: Sequence[ModelSummary], metrics: Sequence[str]) -
     colors = series_colors([s.family for s in summaries])
     cols = min(3, len(metrics))
     rows = math.ceil(len(metrics) / cols)
-    fig = _figure(4.0 * cols, 2.8 * rows)
+    fig = new_figure(4.0 * cols, 2.8 * rows)
     for i, m in enumerate(metrics):
         ax = fig.add_subplot(rows, cols, i + 1)
         names, vals, lo, hi = [], [], [], []
@@ -153,7 +120,7 @@ def metric_bars_png(summaries: Sequence[ModelSummary], metrics: Sequence[str]) -
         ax.set_title(f"{label}{direction}{', log scale' if log else ''}", fontsize=9)
         ax.tick_params(axis="y", labelsize=8)
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig)
 
 
 def quality_speed_png(summaries: Sequence[ModelSummary], quality: str = "fid") -> bytes | None:
@@ -163,7 +130,7 @@ def quality_speed_png(summaries: Sequence[ModelSummary], quality: str = "fid") -
     if not pts:
         return None
     colors = series_colors([s.family for s in summaries])
-    fig = _figure(5.0, 3.6)
+    fig = new_figure(5.0, 3.6)
     ax = fig.add_subplot(1, 1, 1)
     for name, sps, q in pts:
         ax.scatter([sps], [q], s=40, color=colors[name], zorder=3)
@@ -178,7 +145,7 @@ def quality_speed_png(summaries: Sequence[ModelSummary], quality: str = "fid") -
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title(f"{spec.label if spec else quality} vs sampling speed", fontsize=10)
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig)
 
 
 # Series drawn in a training-loss panel, first match wins: a GAN's two players (its ``loss`` is
@@ -223,7 +190,7 @@ def loss_curves_png(summaries: Sequence[ModelSummary]) -> bytes | None:
         return None
     cols = min(4, len(panels))
     rows = math.ceil(len(panels) / cols)
-    fig = _figure(3.3 * cols, 2.5 * rows)
+    fig = new_figure(3.3 * cols, 2.5 * rows)
     for i, (name, lines) in enumerate(panels):
         ax = fig.add_subplot(rows, cols, i + 1)
         for j, (seed, series) in enumerate(lines):
@@ -235,4 +202,4 @@ def loss_curves_png(summaries: Sequence[ModelSummary]) -> bytes | None:
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6)
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig)

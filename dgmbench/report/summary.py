@@ -3,8 +3,10 @@
 ``dgmbench table`` writes one :class:`~dgmbench.results.Record` per (family, seed) with
 ``config["table"]`` holding the run's facts: family, preset, seed, ``status`` (``ok``,
 ``diverged`` or ``failed``), ``note``, checkpoint path and sha256, training steps,
-``history`` (the trainer's loss log), ``likelihood_kind``, ``nfe_per_sample`` and, on
-mixtures, ``num_modes``. A diverged or failed run has no metrics.
+``history`` (the trainer's loss log), ``likelihood_kind``, ``nfe_per_sample``, on
+mixtures ``num_modes``, and for a scored run its sample grid file ``sample_grid`` (relative
+to the leaderboard's folder) with ``sample_grid_sha256``. A diverged or failed run has no
+metrics and no grid.
 
 Aggregates over seeds use finished runs only: mean and sample std (ddof=1).
 """

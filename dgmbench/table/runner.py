@@ -1,5 +1,5 @@
 """The work behind ``dgmbench table``: train or load each family's preset per seed, score it,
-and write the leaderboard.
+draw its sample grid and write the leaderboard.
 
 Caching and resume:
 
@@ -11,7 +11,12 @@ Caching and resume:
   under an exclusive lock): ``train_start`` / ``train_done`` per model and ``eval_done``
   with the full Record per evaluation. An evaluation is keyed by the model's hash plus
   (dataset, metrics, n, seed, extractor) and a hash of the metric/feature code; a finished
-  one is reused as is.
+  one is reused as is (its sample grid is drawn again when the file is missing or differs
+  from the sha256 its Record names).
+- Sample grids (:mod:`.grids`): each scored (family, seed) is sampled once more with the scored
+  run's seed and sampler options and drawn to ``<out>/<name>.samples/<family>-s<seed>.png``;
+  the Record's ``config.table`` names the file (``sample_grid``, relative to the leaderboard's
+  folder) and its ``sample_grid_sha256``. Grid files no Record names are deleted.
 - A run killed mid-training resumes from the model's last checkpoint (the shared trainer
   restores model, optimiser and RNG state, so the result equals an uninterrupted run on
   CPU); a run killed mid-evaluation redoes that evaluation only.
@@ -33,15 +38,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.registry import dataset_info
 from ..errors import DgmbenchError, UsageError
+from ..harness import evaluate
+from ..metrics.registry import default_metrics as registry_default_metrics
+from ..metrics.registry import resolve_metrics
+from ..report.leaderboard import LeaderboardMeta, write_leaderboard
 from ..results import Record, append_jsonl_line, sha256_file
 from ..sampling import apply_sampling_options, format_sampling_options, parse_sampling_options
-from .leaderboard import LeaderboardMeta, write_leaderboard
+from .grids import grid_folder, grid_relpath, write_sample_grid
 
-DEFAULT_METRICS = {
-    "image": ("fid", "prdc", "nll", "speed"),
-    "points": ("mode_coverage", "mmd", "nll", "speed"),
-}
 LIKELIHOOD_METRICS = ("nll", "bpd")
 STATE_FILE = "table-state.jsonl"
 
@@ -67,16 +73,23 @@ def family_code_version(family: str) -> str:
     return _hash_files(files)[:16]
 
 
-def eval_code_version() -> str:
-    """sha256 over the harness code and weights that can change a metric value (evaluate, metrics,
-    features, data loaders, the committed classifier weights)."""
-    pkg = Path(__file__).resolve().parents[1]
-    files = [pkg / "evaluate.py"] if (pkg / "evaluate.py").exists() else []
-    for sub in ("metrics", "features", "data"):
+# Harness modules whose code can change a metric value (missing ones are skipped, so a module
+# that a later layout adds or drops counts as soon as it exists).
+EVAL_CODE_FILES = ("harness.py", "sampling.py", "reference.py", "options.py", "devices.py", "protocol.py",
+                   "units.py", "validation.py", "results.py")
+EVAL_CODE_DIRS = ("metrics", "features", "data")  # every .py file directly in each
+
+
+def eval_code_version(pkg: Path | None = None) -> str:
+    """sha256 over the harness code and weights that can change a metric value: ``EVAL_CODE_FILES``,
+    the .py files of ``EVAL_CODE_DIRS`` and every file under ``assets/`` (classifier weights) of
+    the ``dgmbench`` package folder ``pkg`` (default: this one)."""
+    pkg = Path(__file__).resolve().parents[1] if pkg is None else Path(pkg)
+    files = [pkg / f for f in EVAL_CODE_FILES]
+    for sub in EVAL_CODE_DIRS:
         files += sorted((pkg / sub).glob("*.py"))
-    files += [pkg / "units.py", pkg / "validation.py", pkg / "protocol.py"]
-    files += sorted(f for f in (pkg / "assets").rglob("*") if f.is_file())  # classifier weights
-    return _hash_files([f for f in files if f.exists()])[:16]
+    files += sorted(f for f in (pkg / "assets").rglob("*") if f.is_file())
+    return _hash_files([f for f in files if f.is_file()])[:16]
 
 
 def _digest(obj: Any) -> str:
@@ -125,7 +138,7 @@ class TableConfig:
     families: list[str] | None = None  # default: every registered family
     seeds: int = 3  # seeds 0 .. seeds-1
     steps: int | None = None  # override the preset's training steps (quick runs; part of the model key)
-    metrics: list[str] | None = None  # default: DEFAULT_METRICS by dataset kind
+    metrics: list[str] | None = None  # default: default_metrics(dataset) (the registry's table defaults)
     n: int | None = None
     nll_n: int | None = None  # NLL/bpd on a seeded subset of this many test items (default: all)
     split: str = "test"
@@ -233,17 +246,8 @@ def metrics_for(model: Any, requested: list[str]) -> list[str]:
 
 
 def default_metrics(dataset: str) -> list[str]:
-    from ..data.registry import dataset_info
-
-    return list(DEFAULT_METRICS[dataset_info(dataset).kind])
-
-
-def _default_evaluate() -> Callable[..., Record]:
-    try:
-        from ..harness import evaluate
-    except ImportError as e:
-        raise UsageError(f"the metric engine (dgmbench.evaluate) is not available in this build: {e}") from e
-    return evaluate
+    """The table's default metric groups for ``dataset`` (the registry's ``table_default``)."""
+    return registry_default_metrics(dataset_info(dataset).kind, table=True)
 
 
 def _train(job: Job, cfg: TableConfig, log: StateLog) -> dict[str, Any]:
@@ -305,8 +309,6 @@ def run_table(cfg: TableConfig, *, evaluate_fn: Callable[..., Record] | None = N
 def _run_table(cfg: TableConfig, evaluate_fn: Callable[..., Record] | None) -> TableResult:
     from tqdm.auto import tqdm
 
-    from ..data.registry import dataset_info
-
     info = dataset_info(cfg.dataset)
     if cfg.seeds < 1:
         raise UsageError(f"--seeds must be at least 1, got {cfg.seeds}")
@@ -318,13 +320,8 @@ def _run_table(cfg: TableConfig, evaluate_fn: Callable[..., Record] | None) -> T
     if not families:
         raise UsageError(f"no family can run the '{cfg.preset_name}' preset of {cfg.dataset} "
                          f"({'; '.join(f'{k}: {v}' for k, v in missing.items())})")
-    requested = list(cfg.metrics) if cfg.metrics else list(DEFAULT_METRICS[info.kind])
-    try:
-        from ..metrics.registry import resolve_metrics
-    except ImportError:
-        pass
-    else:
-        resolve_metrics(requested)  # unknown names: UsageError before any training
+    requested = list(cfg.metrics) if cfg.metrics else default_metrics(cfg.dataset)
+    resolve_metrics(requested)  # unknown names: UsageError before any training
     check_table_sampling(cfg, families, info)
     jobs = plan_jobs(cfg, families)
     log = StateLog(os.path.join(cfg.runs_dir, STATE_FILE))
@@ -333,8 +330,9 @@ def _run_table(cfg: TableConfig, evaluate_fn: Callable[..., Record] | None) -> T
         from .adopt import adopt_checkpoints
 
         adopted = adopt_checkpoints(list(cfg.adopt), jobs, log, cfg.preset_name)
-    evaluate_fn = evaluate_fn or _default_evaluate()
+    evaluate_fn = evaluate_fn or evaluate
     ecode = eval_code_version()
+    modes = _dataset_modes(cfg) if info.kind == "points" else None
     records: list[Record] = []
     result = TableResult(records=records, paths={}, missing=missing)
     bar = tqdm(total=len(jobs), desc=f"table {cfg.out_name}", unit="model", disable=not cfg.progress, dynamic_ncols=True)
@@ -345,19 +343,35 @@ def _run_table(cfg: TableConfig, evaluate_fn: Callable[..., Record] | None) -> T
                             "n": cfg.n, "seed": job.seed, "extractor": cfg.extractor, "code": ecode,
                             **({"nll_n": cfg.nll_n} if cfg.nll_n is not None else {}),
                             **({"sampling": sampling} if sampling else {})})
+        sha = sha256_file(job.checkpoint) if os.path.exists(job.checkpoint) else None
         done = log.find("eval_done", eval_key)
-        if done is not None and os.path.exists(job.checkpoint):
+        scored_sha = ((done or {}).get("record", {}).get("config") or {}).get("table", {}).get("checkpoint_sha256")
+        if done is not None and sha is not None and sha == scored_sha:
             rec = Record.from_dict(done["record"])
-            rec.config.setdefault("table", {})["command"] = cfg.command  # the command of this table
+            table = rec.config.setdefault("table", {})
+            table["command"] = cfg.command  # the command of this table
+            if table.get("status", "ok") == "ok" and not _grid_is_current(cfg, table):
+                # e.g. another --out, or a deleted grid file: draw it again from the checkpoint
+                _clear_grid(table)
+                table.update(_draw_grid(_load_model(job, cfg), job, cfg, info.kind, modes))
+                log.append({"event": "eval_done", "key": eval_key, "family": job.family, "seed": job.seed,
+                            "record": rec.to_dict()})
             records.append(rec)
             result.reused.append((job.family, job.seed))
             bar.update(1)
             continue
         train = log.find("train_done", job.key)
+        adopt = log.find("adopt", job.key)
+        if train is not None and sha is not None and sha != train.get("checkpoint_sha256") and \
+                (adopt is None or adopt.get("source_sha256") != sha):
+            print(f"dgmbench table: {job.checkpoint} changed since it was trained (sha256 {sha[:12]}, trained "
+                  f"{str(train.get('checkpoint_sha256'))[:12]}); training it again", file=sys.stderr)
+            os.unlink(job.checkpoint)
+            train = None
         if train is None or not os.path.exists(job.checkpoint) or sha256_file(job.checkpoint) != train.get("checkpoint_sha256"):
             train = _train(job, cfg, log)
             (result.adopted if job.key in adopted else result.trained).append((job.family, job.seed))
-        record = _evaluate_job(job, cfg, train, requested, evaluate_fn, info.kind)
+        record = _evaluate_job(job, cfg, train, requested, evaluate_fn, info.kind, modes)
         log.append({"event": "eval_done", "key": eval_key, "family": job.family, "seed": job.seed,
                     "record": record.to_dict()})
         records.append(record)
@@ -366,6 +380,7 @@ def _run_table(cfg: TableConfig, evaluate_fn: Callable[..., Record] | None) -> T
     meta = LeaderboardMeta(name=cfg.out_name, dataset=cfg.dataset, command=cfg.command, preset=cfg.preset_name,
                            seeds=list(range(cfg.seeds)), n=cfg.n, split=cfg.split, missing=missing)
     result.paths = write_leaderboard(cfg.out, records, meta)
+    _remove_stale_grids(cfg, records)
     return result
 
 
@@ -421,19 +436,82 @@ def _compact_history(history: list[dict[str, Any]]) -> list[dict[str, float]]:
     return out
 
 
-def _evaluate_job(job: Job, cfg: TableConfig, train: dict[str, Any], requested: list[str],
-                  evaluate_fn: Callable[..., Record], kind: str) -> Record:
+def _dataset_modes(cfg: TableConfig) -> Any:
+    """The mixture modes of a 2-D dataset (None when it has none or cannot be loaded)."""
+    from ..data.registry import get_dataset
+
+    try:
+        return get_dataset(cfg.dataset, cfg.split).modes
+    except DgmbenchError:
+        return None
+
+
+def _load_model(job: Job, cfg: TableConfig) -> Any:
+    """The job's model from its checkpoint (EMA weights when present) on ``cfg.device``, with the
+    family's ``--sampling`` options applied."""
     import warnings
 
     from baselines.checkpoint import load_baseline
 
-    from ..protocol import likelihood_kind
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a diverged checkpoint warns; the table reports it instead
         model = load_baseline(job.checkpoint, device=None if cfg.device == "auto" else cfg.device)
+    apply_sampling_options(model, cfg.sampling.get(job.family) or {})  # no-op when empty
+    return model
+
+
+GRID_KEYS = ("sample_grid", "sample_grid_sha256", "sample_grid_note")
+
+
+def _draw_grid(model: Any, job: Job, cfg: TableConfig, kind: str, modes: Any) -> dict[str, Any]:
+    """Draw the job's sample grid to ``<out>/<name>.samples/<family>-s<seed>.png``; returns the
+    ``config.table`` fields naming it (path relative to the leaderboard's folder, sha256), or a
+    note when the model could not be sampled (the table goes on; the report says so)."""
+    rel = grid_relpath(cfg.out_name, job.family, job.seed)
+    try:
+        sha = write_sample_grid(model, os.path.join(cfg.out, rel), kind=kind, seed=job.seed, modes=modes)
+    except (DgmbenchError, RuntimeError, ValueError) as e:
+        note = f"could not draw the sample grid ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})"
+        print(f"dgmbench table: {job.family} seed {job.seed}: {note}", file=sys.stderr)
+        return {"sample_grid_note": note}
+    return {"sample_grid": rel, "sample_grid_sha256": sha}
+
+
+def _clear_grid(table: dict[str, Any]) -> None:
+    for k in GRID_KEYS:
+        table.pop(k, None)
+
+
+def _grid_is_current(cfg: TableConfig, table: dict[str, Any]) -> bool:
+    """True when the Record names this table's grid file and that file holds the bytes it names."""
+    rel = table.get("sample_grid")
+    if rel != grid_relpath(cfg.out_name, table.get("family", ""), table.get("seed", -1)):
+        return False
+    path = os.path.join(cfg.out, rel)
+    return os.path.isfile(path) and sha256_file(path) == table.get("sample_grid_sha256")
+
+
+def _remove_stale_grids(cfg: TableConfig, records: list[Record]) -> None:
+    """Delete grid files in ``<out>/<name>.samples/`` that no Record of this table names (a family
+    or seed no longer in it), so the committed folder matches the leaderboard."""
+    folder = os.path.join(cfg.out, grid_folder(cfg.out_name))
+    if not os.path.isdir(folder):
+        return
+    keep = {os.path.normpath(os.path.join(cfg.out, t["sample_grid"])) for r in records
+            if (t := (r.config or {}).get("table", {})).get("sample_grid")}
+    for f in os.listdir(folder):
+        path = os.path.normpath(os.path.join(folder, f))
+        if f.endswith(".png") and path not in keep:
+            os.unlink(path)
+
+
+def _evaluate_job(job: Job, cfg: TableConfig, train: dict[str, Any], requested: list[str],
+                  evaluate_fn: Callable[..., Record], kind: str, modes: Any) -> Record:
+    """Score the job's checkpoint (or record why it has no metrics) and draw its sample grid."""
+    from ..protocol import likelihood_kind
+
+    model = _load_model(job, cfg)  # sampler options before nfe_per_sample is read: it depends on them
     sampling = cfg.sampling.get(job.family) or {}
-    apply_sampling_options(model, sampling)  # before nfe_per_sample is read: it depends on them (no-op when empty)
     diverged = bool(train.get("diverged")) or bool(getattr(model, "diverged", None))
     table = {
         "family": job.family, "preset": cfg.preset_name, "seed": job.seed, "status": "ok", "note": None,
@@ -444,15 +522,8 @@ def _evaluate_job(job: Job, cfg: TableConfig, train: dict[str, Any], requested: 
         "likelihood_kind": likelihood_kind(model), "nfe_per_sample": float(getattr(model, "nfe_per_sample", 1.0)),
         "command": cfg.command, **({"sampling": dict(sampling)} if sampling else {}),
     }
-    if kind == "points":
-        try:
-            from ..data.registry import get_dataset
-
-            ref = get_dataset(cfg.dataset, cfg.split)
-            if ref.modes is not None:
-                table["num_modes"] = int(ref.modes.shape[0])
-        except DgmbenchError:
-            pass
+    if modes is not None:
+        table["num_modes"] = int(modes.shape[0])
     name = f"{job.family}-{cfg.preset_name}" + (f" [{format_sampling_options(sampling)}]" if sampling else "")
     if diverged:
         table["status"] = "diverged"
@@ -477,6 +548,7 @@ def _evaluate_job(job: Job, cfg: TableConfig, train: dict[str, Any], requested: 
         table["note"] = str(e).splitlines()[0][:300]
         return Record(model=name, dataset=cfg.dataset, split=cfg.split, family=job.family, seed=job.seed,
                       config={"table": table})
+    table.update(_draw_grid(model, job, cfg, kind, modes))
     record.model = name
     record.family = job.family
     record.seed = job.seed
