@@ -23,9 +23,13 @@ _LAZY = {
     "Record": ".results",
     "RecordStore": ".results",
     "to_frame": ".results",
+    "register_extractor": ".features.registry",
+    "load_ref_stats": ".features.stats_file",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .features.registry import register_extractor  # noqa: F401
+    from .features.stats_file import load_ref_stats  # noqa: F401
     from .protocol import CallableModel, GenerativeModel, SamplesModel, load_model  # noqa: F401
     from .results import MetricValue, Record, RecordStore, to_frame  # noqa: F401
 
@@ -46,4 +50,4 @@ def evaluate(*args, **kwargs):
 
 
 __all__ = ["CallableModel", "GenerativeModel", "MetricValue", "Record", "RecordStore", "SamplesModel",
-           "evaluate", "load_model", "to_frame", "__version__"]
+           "evaluate", "load_model", "load_ref_stats", "register_extractor", "to_frame", "__version__"]

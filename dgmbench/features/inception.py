@@ -237,28 +237,32 @@ def ensure_converted_weights(source: str | os.PathLike | None = None, dest: str 
     return dest
 
 
-def _download_torch_fidelity_weights(timeout: float = 30.0) -> Path | None:
-    """torch-fidelity's weights into the torch hub cache (sha256-prefix checked), or None."""
-    dest = hub_weights_path()
+def download_file(url: str, dest: Path, *, sha256_prefix: str | None = None, timeout: float = 30.0) -> Path | None:
+    """Download ``url`` atomically to ``dest`` (optionally checking a sha256 prefix); None (with a warning) on failure."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
     try:
         h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(URL, timeout=timeout) as r:  # noqa: S310
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310
             for chunk in iter(lambda: r.read(1 << 20), b""):
                 f.write(chunk)
                 h.update(chunk)
-        if not h.hexdigest().startswith(TF_SHA256_PREFIX):
-            raise ValueError(f"sha256 {h.hexdigest()} does not start with {TF_SHA256_PREFIX}")
+        if sha256_prefix and not h.hexdigest().startswith(sha256_prefix):
+            raise ValueError(f"sha256 {h.hexdigest()} does not start with {sha256_prefix}")
         os.replace(tmp, dest)
         return dest
-    except Exception as e:  # noqa: BLE001 - any failure falls back to the offline copy
-        warnings.warn(f"could not download the Inception weights from {URL} ({e}); using the offline copy", stacklevel=3)
+    except Exception as e:  # noqa: BLE001 - any failure is reported and the caller falls back
+        warnings.warn(f"could not download {url} ({e})", stacklevel=3)
         try:
             os.unlink(tmp)
         except OSError:
             pass
         return None
+
+
+def _download_torch_fidelity_weights(timeout: float = 30.0) -> Path | None:
+    """torch-fidelity's weights into the torch hub cache (sha256-prefix checked), or None."""
+    return download_file(URL, hub_weights_path(), sha256_prefix=TF_SHA256_PREFIX, timeout=timeout)
 
 
 def _no_weights_message() -> str:
