@@ -43,11 +43,12 @@ EXTRACTORS = {
     "classifier-digits": "dgmbench CNN trained on the 8x8 digits: 'features' (penultimate) and 'logits'",
     "classifier-mnist": "dgmbench CNN trained on MNIST: 'features' (penultimate) and 'logits'",
     "raw": "flattened pixels or 2-D points: 'raw'",
+    "dinov2-vit-s-14": "DINOv2 ViT-S/14 through torch-fidelity's extractor: 'dinov2' 384-d CLS embedding (weights=)",
+    "dinov2-vit-b-14": "DINOv2 ViT-B/14 through torch-fidelity's extractor: 'dinov2' 768-d CLS embedding (weights=)",
+    "dinov2-vit-l-14": "DINOv2 ViT-L/14 (FD_DINOv2) through torch-fidelity's extractor: 'dinov2' 1024-d (weights=)",
+    "dinov2-vit-g-14": "DINOv2 ViT-g/14 through torch-fidelity's extractor: 'dinov2' 1536-d CLS embedding (weights=)",
 }
-
-DINOV2_NAMES = ("dinov2-vit-s-14", "dinov2-vit-b-14", "dinov2-vit-l-14", "dinov2-vit-g-14")
-for _n, _d in zip(DINOV2_NAMES, (384, 768, 1024, 1536)):
-    EXTRACTORS[_n] = f"DINOv2 {_n[7:].upper()} through torch-fidelity's extractor: 'dinov2' {_d}-d CLS embedding (weights=)"
+DINOV2_NAMES = tuple(n for n in EXTRACTORS if n.startswith("dinov2-"))
 
 ENTRY_POINT_GROUP = "dgmbench.extractors"
 Factory = Callable[..., FeatureExtractor]
