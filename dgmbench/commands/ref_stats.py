@@ -52,21 +52,6 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def extractor_kwargs(name: str, weights: str | None, resize: str | None) -> dict[str, Any]:
-    """Keyword arguments of ``get_extractor(name, ...)`` for ``--weights`` / ``--resize``."""
-    kw: dict[str, Any] = {}
-    if resize is not None:
-        if name != "inception":
-            raise UsageError(f"--resize applies to the inception extractor, not '{name}'")
-        kw["resize"] = resize
-    if weights is not None:
-        if name == "raw" or name == "clip":
-            raise UsageError(f"--weights does not apply to the '{name}' extractor" +
-                             (" (use the Python API's pretrained=)" if name == "clip" else ""))
-        kw["weights"] = weights
-    return kw
-
-
 def compute_ref_stats(
     dataset: str,
     *,
@@ -86,13 +71,13 @@ def compute_ref_stats(
 
     The items are the whole split or its seed-0 random subset of ``n`` (as ``score`` picks
     reference items); the features are the extractor's ``feature_output``. ``weights`` /
-    ``resize`` are checked against the extractor (:func:`extractor_kwargs`); ``extractor_kw``
+    ``resize`` are checked against the extractor (:func:`~dgmbench.features.registry.extractor_options`); ``extractor_kw``
     goes to ``get_extractor`` as is.
     """
     from .. import __version__
     from ..data.registry import DATASETS, get_dataset
     from ..features.cache import cached_reference_features
-    from ..features.registry import default_extractor, feature_pass, get_extractor
+    from ..features.registry import default_extractor, extractor_options, feature_pass, get_extractor
     from ..metrics.fid import as_stats
 
     if n is not None and n < 2:
@@ -105,7 +90,7 @@ def compute_ref_stats(
     items = full.subset(n, seed=0) if n is not None else full
     subset = n is not None and n < len(full)
     name = extractor or (default_extractor(dataset) if registered else ("inception" if full.data.ndim == 4 else "raw"))
-    ext = get_extractor(name, device=device, **extractor_kwargs(name, weights, resize), **(extractor_kw or {}))
+    ext = get_extractor(name, device=device, **extractor_options(name, weights, resize), **(extractor_kw or {}))
     out = ext.feature_output
 
     def compute(missing: list[str]):

@@ -178,6 +178,26 @@ def get_extractor(name: str | FeatureExtractor, *, device: str | torch.device = 
     raise UsageError(suggest(name, available_extractors(), "feature extractor"))
 
 
+def extractor_options(name: str, weights: str | None = None, resize: str | None = None) -> dict[str, Any]:
+    """``get_extractor(name, ...)`` keyword arguments for the CLI's ``--weights`` / ``--resize``.
+
+    ``resize`` ('tf-bilinear' or 'clean') applies to ``inception`` only and ``weights`` (a
+    file) to every extractor that loads one (not ``raw``, not ``clip``, whose checkpoint is
+    ``pretrained=``); anything else is a UsageError. User extractors receive ``weights=``.
+    """
+    kw: dict[str, Any] = {}
+    if resize is not None:
+        if name != "inception":
+            raise UsageError(f"--resize applies to the inception extractor, not '{name}'")
+        kw["resize"] = resize
+    if weights is not None:
+        if name in ("raw", "clip"):
+            hint = " (use --clip-pretrained PATH)" if name == "clip" else ""
+            raise UsageError(f"--weights does not apply to the '{name}' extractor{hint}")
+        kw["weights"] = weights
+    return kw
+
+
 def default_extractor(dataset_name: str) -> str:
     """Name of the extractor a dataset is scored with by default.
 
@@ -387,5 +407,6 @@ def available_extractors() -> dict[str, str]:
 __all__ = [
     "DINOV2_NAMES", "ENTRY_POINT_GROUP", "EXTRACTORS", "FeaturePass", "Key", "available_extractors",
     "check_extractor", "classifier_weights_path", "default_extractor", "extract_features", "extractor_info",
+    "extractor_options",
     "feature_pass", "get_extractor", "register_extractor", "resolve_device", "unregister_extractor",
 ]
