@@ -28,9 +28,13 @@ _LAZY = {
     "Record": ".results",
     "RecordStore": ".results",
     "to_frame": ".results",
+    "register_extractor": ".features.registry",
+    "load_ref_stats": ".features.stats_file",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .features.registry import register_extractor  # noqa: F401
+    from .features.stats_file import load_ref_stats  # noqa: F401
     from .harness import Evaluator, evaluate  # noqa: F401
     from .metrics.registry import register as register_metric  # noqa: F401
     from .options import EvalOptions  # noqa: F401
@@ -48,4 +52,5 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["CallableModel", "EvalOptions", "Evaluator", "GenerativeModel", "MetricValue", "Record", "RecordStore",
-           "SamplesModel", "evaluate", "load_model", "register_loader", "register_metric", "to_frame", "__version__"]
+           "SamplesModel", "evaluate", "load_model", "load_ref_stats", "register_extractor", "register_loader",
+           "register_metric", "to_frame", "__version__"]

@@ -13,7 +13,7 @@ import sys
 
 from .errors import EXIT_OK, DgmbenchError
 
-COMMANDS = ("datasets", "models", "score", "table", "report", "regress", "stats")
+COMMANDS = ("datasets", "models", "score", "table", "report", "regress", "stats", "ref-stats")
 
 DESCRIPTION = """\
 dgmbench: evaluate and benchmark deep generative models.
@@ -30,6 +30,7 @@ examples:
   dgmbench score --samples gen.npz --dataset mnist --metrics fid,kid,mmd
   dgmbench score --model baselines/runs/vae-digits.pt --dataset digits --metrics fid,prdc,nll,speed
   dgmbench table --dataset digits && dgmbench report
+  dgmbench ref-stats --dataset cifar10 --split train --out cifar10-train.npz
   dgmbench regress --baseline leaderboards/digits.baseline.json --current results.jsonl
 
 exit codes: 0 ok, 1 a check failed (regression), 2 usage error, 3 data or model error
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="dgmbench 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"dgmbench.commands.{name}").add_parser(sub)
+        importlib.import_module(f"dgmbench.commands.{name.replace('-', '_')}").add_parser(sub)
     return parser
 
 

@@ -14,6 +14,7 @@ asked for a subset of ``outputs`` to skip work.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -47,3 +48,17 @@ class RawPixels:
 
     def extract(self, images: torch.Tensor, outputs: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         return {"raw": images.reshape(images.shape[0], -1).float().cpu()}
+
+
+def state_dict_sha256(module: torch.nn.Module) -> str:
+    """Hex sha256 of a module's state dict (names, dtypes, shapes and bytes, in order).
+
+    For extractors built in code rather than loaded from one file: two modules with equal
+    weights give equal digests, any changed weight a different one.
+    """
+    h = hashlib.sha256()
+    for key, t in module.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()

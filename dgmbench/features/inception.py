@@ -6,10 +6,20 @@ fc layer *without* its bias, which is what its Inception Score (``isc``) uses.
 
 Input convention: float images in [0, 1] are quantised to uint8 as ``round(255 x)``
 (:func:`dgmbench.units.to_uint8`, the torchvision ``save_image``/``ToPILImage`` grid),
-grayscale is repeated to 3 channels, then torch-fidelity's own forward runs unchanged:
-TF1-compatible bilinear resize to 299 x 299 (``interpolate_bilinear_2d_like_tensorflow1x``,
-align_corners=False), scaling (x - 128) / 128, the network. The recorded resize mode is
-:data:`RESIZE` = ``"torch-fidelity-bilinear-299"``. By default the module and its input
+grayscale is repeated to 3 channels, then torch-fidelity's own forward runs unchanged.
+The resize to 299 x 299 is chosen with ``resize=`` (CLI ``--resize``; see :data:`RESIZE_MODES`):
+
+- ``"tf-bilinear"`` (default, recorded as ``"torch-fidelity-bilinear-299"``): torch-fidelity's
+  TF1-compatible bilinear resize (``interpolate_bilinear_2d_like_tensorflow1x``,
+  align_corners=False) inside its forward, as the original TF FID code resizes;
+- ``"clean"`` (recorded as ``"clean-fid-pil-bicubic-299"``): clean-fid's "clean" mode (Parmar et
+  al. 2022): each channel of the uint8 image is resized as a float32 PIL 'F' image with
+  ``Image.resize((299, 299), BICUBIC)`` (antialiased, not re-quantised, not clipped). The
+  result replaces the input of torch-fidelity's first convolution (a forward pre-hook), so
+  the scaling (x - 128) / 128 and the network are torch-fidelity's, as in clean-fid.
+
+The two modes give FIDs that differ by several points on low-resolution data (clean-fid's
+finding), so the recorded mode is part of every Record and cache key. By default the module and its input
 are in channels_last (NHWC) memory layout, which is faster on CPU and GPU and changes
 the features by ~1e-6 (float32 summation order); ``channels_last=False`` gives
 torch-fidelity's NCHW path bit for bit.
@@ -53,7 +63,9 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from ..errors import UsageError, WeightsMissingError
 from ..results import atomic_write_text
@@ -67,6 +79,9 @@ FID_HELPER_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 CONVERTED_NAME = "inception-fid-helper-converted.pt"
 CONVERTED_RECORD_SUFFIX = ".json"  # {"sha256", "source", "source_sha1"} beside the converted file
 RESIZE = "torch-fidelity-bilinear-299"
+# ``--resize`` option names -> the resize string recorded in Records and cache keys
+RESIZE_MODES: dict[str, str] = {"tf-bilinear": RESIZE, "clean": "clean-fid-pil-bicubic-299"}
+INPUT_SIZE = 299
 # ``--precision`` names -> InceptionExtractor keyword arguments. "fp32" leaves PyTorch's global
 # TF32 setting alone, as torch-fidelity does (on CUDA, cuDNN convolutions default to TF32).
 # The FID change each one causes on real CIFAR-10 images is measured in benchmarks/RESULTS.md.
@@ -244,7 +259,7 @@ def _converted_problem(dest: Path) -> str | None:
     return None
 
 
-def state_dict_sha256(sd: dict[str, torch.Tensor]) -> str:
+def saved_file_sha256(sd: dict[str, torch.Tensor]) -> str:
     """sha256 of the bytes ``torch.save(sd, file object)`` writes: the cached file's sha256, without the file."""
     buf = io.BytesIO()
     torch.save(sd, buf)
@@ -287,30 +302,35 @@ def ensure_converted_weights(source: str | os.PathLike | None = None, dest: str 
     return dest
 
 
-def _download_torch_fidelity_weights(timeout: float = 30.0) -> Path | None:
-    """torch-fidelity's weights into the torch hub cache (sha256-prefix checked), or None."""
-    dest = hub_weights_path()
+def download_file(url: str, dest: Path, *, sha256_prefix: str | None = None, timeout: float = 30.0) -> Path | None:
+    """Download ``url`` atomically to ``dest`` (optionally checking a sha256 prefix); None (with a warning) on
+    failure, including an unwritable destination folder."""
     tmp = None
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
         h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(URL, timeout=timeout) as r:  # noqa: S310
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310
             for chunk in iter(lambda: r.read(1 << 20), b""):
                 f.write(chunk)
                 h.update(chunk)
-        if not h.hexdigest().startswith(TF_SHA256_PREFIX):
-            raise ValueError(f"sha256 {h.hexdigest()} does not start with {TF_SHA256_PREFIX}")
+        if sha256_prefix and not h.hexdigest().startswith(sha256_prefix):
+            raise ValueError(f"sha256 {h.hexdigest()} does not start with {sha256_prefix}")
         os.replace(tmp, dest)
         return dest
-    except Exception as e:  # noqa: BLE001 - any failure falls back to the offline copy
-        warnings.warn(f"could not download the Inception weights from {URL} ({e}); using the offline copy", stacklevel=3)
+    except Exception as e:  # noqa: BLE001 - any failure is reported and the caller falls back
+        warnings.warn(f"could not download {url} ({e})", stacklevel=3)
         if tmp is not None:
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
         return None
+
+
+def _download_torch_fidelity_weights(timeout: float = 30.0) -> Path | None:
+    """torch-fidelity's weights into the torch hub cache (sha256-prefix checked), or None."""
+    return download_file(URL, hub_weights_path(), sha256_prefix=TF_SHA256_PREFIX, timeout=timeout)
 
 
 def _no_weights_message() -> str:
@@ -356,6 +376,28 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         ) from None
 
 
+def resize_mode(name: str) -> str:
+    """The recorded resize string of a ``--resize`` name (UsageError for an unknown one)."""
+    if name not in RESIZE_MODES:
+        raise UsageError(f"unknown resize mode {name!r}; choose one of {', '.join(RESIZE_MODES)} "
+                         "(tf-bilinear: torch-fidelity/TF1 bilinear, the FID default; clean: clean-fid's PIL bicubic)")
+    return RESIZE_MODES[name]
+
+
+def clean_resize(images_u8: torch.Tensor, size: int = INPUT_SIZE) -> torch.Tensor:
+    """clean-fid's "clean" resize: uint8 (N, C, H, W) -> float32 (N, C, size, size) in ~[0, 255].
+
+    Each channel is a float32 PIL 'F' image resized with ``Image.resize((size, size),
+    Image.BICUBIC)`` (PIL's antialiased bicubic); values are neither clipped nor rounded.
+    """
+    x = images_u8.detach().cpu().numpy().astype(np.float32)
+    out = np.empty((x.shape[0], x.shape[1], size, size), dtype=np.float32)
+    for i in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            out[i, c] = np.asarray(Image.fromarray(x[i, c]).resize((size, size), resample=Image.BICUBIC))
+    return torch.from_numpy(out)
+
+
 class InceptionExtractor:
     """torch-fidelity's Inception-v3 as a dgmbench :class:`~dgmbench.features.base.FeatureExtractor`.
 
@@ -367,10 +409,11 @@ class InceptionExtractor:
     NCHW path), ``amp``
     ('bf16' or 'fp16' autocast) and ``tf32`` (True/False forces TF32 matmul/cuDNN on or off
     during extraction; None leaves PyTorch's global setting, as torch-fidelity does).
+    ``resize`` names the resize mode (:data:`RESIZE_MODES`); :attr:`resize` holds the
+    recorded string.
     """
 
     name = "inception"
-    resize = RESIZE
     feature_output = "pool"
 
     def __init__(
@@ -382,7 +425,10 @@ class InceptionExtractor:
         channels_last: bool = True,
         amp: str | None = None,
         tf32: bool | None = None,
+        resize: str = "tf-bilinear",
     ):
+        self.resize = resize_mode(resize)
+        self.resize_name = resize
         try:
             path, origin = resolve_weights(weights, allow_download=allow_download)
             sd = _load_state_dict(path)
@@ -390,7 +436,7 @@ class InceptionExtractor:
         except ConversionNotCached as e:
             warnings.warn(f"{e}; using the conversion in memory for this run", RuntimeWarning, stacklevel=2)
             path, origin, sd = None, "fid-helper-converted", e.state_dict
-            sha256 = state_dict_sha256(sd)
+            sha256 = saved_file_sha256(sd)
         self.weights_path: Path | None = path  # None: converted in memory (DGMBENCH_HOME not writable)
         self.weights_origin = origin
         self.sha256 = sha256
@@ -438,6 +484,15 @@ class InceptionExtractor:
     def extract(self, images: torch.Tensor, outputs: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         outs = self.check_outputs(self.outputs if outputs is None else outputs)
         x = self.to_uint8_rgb(images.to(self.device))
+        hook = None
+        if self.resize_name == "clean":
+            # torch-fidelity's forward then TF-resizes a cheap 1x1 stand-in, and its first convolution
+            # receives clean-fid's resized images, scaled by (x - 128) / 128 as in its own forward
+            clean = ((clean_resize(x) - 128) / 128).to(self.device)
+            if self.channels_last:
+                clean = clean.contiguous(memory_format=torch.channels_last)
+            hook = self.net.Conv2d_1a_3x3.register_forward_pre_hook(lambda _m, _args: (clean.to(_args[0].dtype),))
+            x = x[:, :, :1, :1].contiguous()
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         self.net.features_list = ["2048", "logits_unbiased"] if "logits_unbiased" in outs else ["2048"]
@@ -454,6 +509,8 @@ class InceptionExtractor:
             with torch.inference_mode(), amp_ctx:
                 res = self.net(x)
         finally:
+            if hook is not None:
+                hook.remove()
             if prev_tf32 is not None:
                 torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = prev_tf32
         out = {"pool": res[0].float().cpu()}

@@ -4,6 +4,14 @@
   Inception-v3, FID features 'pool' and, with the full weights, IS 'logits_unbiased'), ``clip``
   (open_clip image embeddings), ``classifier-digits`` / ``classifier-mnist`` (dgmbench's
   small domain classifiers, 'features' and 'logits'), ``raw`` (flattened pixels/points).
+- :func:`register_extractor` adds a user extractor (a lab's own encoder) under a name; packages
+  can also declare one in the ``dgmbench.extractors`` entry-point group
+  (``name = "package.module:factory"``). Either way ``get_extractor(name)`` calls
+  ``factory(device=torch.device, **kwargs)``, checks the result against the
+  :class:`~dgmbench.features.base.FeatureExtractor` protocol (its ``name`` must be the
+  registered name and its ``sha256`` a non-empty string identifying its weights, which keys
+  the reference cache and goes into every Record), and it then flows through the feature
+  pass, the cache, ``score`` and the leaderboards like a built-in one.
 - :func:`default_extractor` says which extractor a dataset's metrics use by default.
 - :func:`extract_features` / :func:`feature_pass` run ONE pass over the images (a tensor,
   a DataSplit or an iterable of batches) for every extractor and output the metrics need,
@@ -12,8 +20,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +31,7 @@ import torch
 
 from ..data.base import DataSplit
 from ..devices import resolve_device
-from ..errors import DataError, UsageError, suggest
+from ..errors import DataError, ModelError, UsageError, suggest
 from ..validation import as_image_tensor, check_points
 from .base import FeatureExtractor, RawPixels
 from .stats import StreamingStats
@@ -35,9 +44,87 @@ EXTRACTORS = {
     "classifier-digits": "dgmbench CNN trained on the 8x8 digits: 'features' (penultimate) and 'logits'",
     "classifier-mnist": "dgmbench CNN trained on MNIST: 'features' (penultimate) and 'logits'",
     "raw": "flattened pixels or 2-D points: 'raw'",
+    "dinov2-vit-s-14": "DINOv2 ViT-S/14 through torch-fidelity's extractor: 'dinov2' 384-d CLS embedding (weights=)",
+    "dinov2-vit-b-14": "DINOv2 ViT-B/14 through torch-fidelity's extractor: 'dinov2' 768-d CLS embedding (weights=)",
+    "dinov2-vit-l-14": "DINOv2 ViT-L/14 (FD_DINOv2) through torch-fidelity's extractor: 'dinov2' 1024-d (weights=)",
+    "dinov2-vit-g-14": "DINOv2 ViT-g/14 through torch-fidelity's extractor: 'dinov2' 1536-d CLS embedding (weights=)",
 }
+DINOV2_NAMES = tuple(n for n in EXTRACTORS if n.startswith("dinov2-"))
+
+ENTRY_POINT_GROUP = "dgmbench.extractors"
+Factory = Callable[..., FeatureExtractor]
+_USER: dict[str, tuple[Factory, str]] = {}  # name -> (factory, description)
 
 Key = tuple[str, str]  # (extractor name, output name)
+
+
+def register_extractor(name: str, factory: Factory, *, description: str | None = None,
+                       replace: bool = False) -> None:
+    """Make ``get_extractor(name)`` (and ``score --extractor name``) build ``factory(device=..., **kwargs)``.
+
+    ``factory`` returns an object with the FeatureExtractor attributes: ``name`` (equal to
+    ``name``), ``sha256`` (a checksum of its weights, e.g. :func:`dgmbench.results.sha256_file`
+    of the checkpoint or :func:`~dgmbench.features.base.state_dict_sha256` of the module:
+    reference features are cached under it), ``resize`` (a string naming its preprocessing, or
+    None), ``outputs``, ``feature_output``, ``logits_output`` and ``extract(images, outputs)``
+    taking float [0, 1] (N, C, H, W) images and returning ``{output: (N, d) CPU tensor}``.
+    Built-in names cannot be taken; re-registering a user name needs ``replace=True``.
+    """
+    if not isinstance(name, str) or not name or any(c.isspace() for c in name) or "," in name:
+        raise UsageError(f"extractor name must be a non-empty string without spaces or commas, got {name!r}")
+    if name in EXTRACTORS or name.startswith("classifier-"):
+        raise UsageError(f"'{name}' is a built-in extractor name; register yours under another name")
+    if not callable(factory):
+        raise UsageError(f"register_extractor('{name}'): factory must be callable, got {type(factory).__name__}")
+    if name in _USER and not replace:
+        raise UsageError(f"an extractor named '{name}' is already registered; pass replace=True to replace it")
+    _USER[name] = (factory, description or getattr(factory, "__doc__", None) or "user-registered extractor")
+
+
+def unregister_extractor(name: str) -> None:
+    """Remove a user-registered extractor (no-op when absent)."""
+    _USER.pop(name, None)
+
+
+def _entry_points() -> dict[str, metadata.EntryPoint]:
+    """The ``dgmbench.extractors`` entry points of the installed distributions, by name."""
+    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _user_factory(name: str) -> Factory | None:
+    if name in _USER:
+        return _USER[name][0]
+    ep = _entry_points().get(name)
+    if ep is None:
+        return None
+    try:
+        factory = ep.load()
+    except Exception as e:  # noqa: BLE001 - a broken plug-in package is reported, not raised raw
+        raise ModelError(f"extractor '{name}' (entry point {ep.value}) could not be imported: "
+                         f"{type(e).__name__}: {e}") from None
+    if not callable(factory):
+        raise ModelError(f"extractor entry point '{name}' = {ep.value} is not callable")
+    return factory
+
+
+def check_extractor(ext: Any, name: str) -> FeatureExtractor:
+    """``ext`` if it satisfies the FeatureExtractor protocol as registered under ``name``, else ModelError."""
+    missing = [a for a in ("name", "sha256", "resize", "outputs", "feature_output", "logits_output", "extract")
+               if not hasattr(ext, a)]
+    if missing:
+        raise ModelError(f"extractor '{name}': the factory's object lacks {missing} (see register_extractor)")
+    if ext.name != name:
+        raise ModelError(f"extractor '{name}': the object's .name is {ext.name!r}; it must equal the registered name")
+    if not isinstance(ext.sha256, str) or not ext.sha256:
+        raise ModelError(f"extractor '{name}': .sha256 must be a non-empty string identifying its weights "
+                         f"(it keys the reference cache and goes into Records); got {ext.sha256!r}")
+    outs = tuple(ext.outputs)
+    if not outs or ext.feature_output not in outs or (ext.logits_output is not None and ext.logits_output not in outs):
+        raise ModelError(f"extractor '{name}': feature_output {ext.feature_output!r} and logits_output "
+                         f"{ext.logits_output!r} must be among its outputs {outs}")
+    if not callable(ext.extract):
+        raise ModelError(f"extractor '{name}': .extract is not callable")
+    return ext
 
 
 def classifier_weights_path(dataset: str) -> Path:
@@ -48,8 +135,9 @@ def classifier_weights_path(dataset: str) -> Path:
 def get_extractor(name: str | FeatureExtractor, *, device: str | torch.device = "auto", **kw) -> FeatureExtractor:
     """Build an extractor by name (an extractor instance is returned unchanged).
 
-    Keyword arguments go to the extractor: ``weights=`` (Inception weights file),
-    ``model_name=``/``pretrained=`` (CLIP), ``weights=`` (classifier file).
+    Keyword arguments go to the extractor: ``weights=`` (Inception, DINOv2 or classifier
+    weights file), ``resize=`` (Inception: 'tf-bilinear' or 'clean'),
+    ``model_name=``/``pretrained=`` (CLIP); anything to a user-registered factory.
     """
     if not isinstance(name, str):
         return name
@@ -68,7 +156,34 @@ def get_extractor(name: str | FeatureExtractor, *, device: str | torch.device = 
         from .classifier import ClassifierExtractor
 
         return ClassifierExtractor(name[len("classifier-"):], device=dev, **kw)
-    raise UsageError(suggest(name, EXTRACTORS, "feature extractor"))
+    if name in DINOV2_NAMES:
+        from .dinov2 import DinoV2Extractor
+
+        return DinoV2Extractor(name, device=dev, **kw)
+    factory = _user_factory(name)
+    if factory is not None:
+        return check_extractor(factory(device=dev, **kw), name)
+    raise UsageError(suggest(name, available_extractors(), "feature extractor"))
+
+
+def extractor_options(name: str, weights: str | None = None, resize: str | None = None) -> dict[str, Any]:
+    """``get_extractor(name, ...)`` keyword arguments for the CLI's ``--weights`` / ``--resize``.
+
+    ``resize`` ('tf-bilinear' or 'clean') applies to ``inception`` only and ``weights`` (a
+    file) to every extractor that loads one (not ``raw``, not ``clip``, whose checkpoint is
+    ``pretrained=``); anything else is a UsageError. User extractors receive ``weights=``.
+    """
+    kw: dict[str, Any] = {}
+    if resize is not None:
+        if name != "inception":
+            raise UsageError(f"--resize applies to the inception extractor, not '{name}'")
+        kw["resize"] = resize
+    if weights is not None:
+        if name in ("raw", "clip"):
+            hint = " (use --clip-pretrained PATH)" if name == "clip" else ""
+            raise UsageError(f"--weights does not apply to the '{name}' extractor{hint}")
+        kw["weights"] = weights
+    return kw
 
 
 def default_extractor(dataset_name: str) -> str:
@@ -269,10 +384,16 @@ def extractor_info(ext: FeatureExtractor) -> dict[str, Any]:
 
 
 def available_extractors() -> dict[str, str]:
-    return dict(EXTRACTORS)
+    """Built-in, user-registered and entry-point extractors: {name: description}."""
+    out = dict(EXTRACTORS)
+    out.update({n: d for n, (_, d) in _USER.items()})
+    for n, ep in _entry_points().items():
+        out.setdefault(n, f"entry point {ep.value}")
+    return out
 
 
 __all__ = [
-    "EXTRACTORS", "FeaturePass", "Key", "available_extractors", "classifier_weights_path", "default_extractor",
-    "extract_features", "extractor_info", "feature_pass", "get_extractor",
+    "DINOV2_NAMES", "ENTRY_POINT_GROUP", "EXTRACTORS", "FeaturePass", "Key", "available_extractors",
+    "check_extractor", "classifier_weights_path", "default_extractor", "extract_features", "extractor_info",
+    "extractor_options", "feature_pass", "get_extractor", "register_extractor", "unregister_extractor",
 ]
