@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import tempfile
 import warnings
 import zipfile
 from collections import OrderedDict
@@ -29,7 +28,7 @@ from typing import Any, Literal
 import torch
 
 from dgmbench.errors import ModelError
-from dgmbench.results import sha256_file
+from dgmbench.results import atomic_writer, sha256_file
 
 FORMAT = "dgmbench-baseline"
 FORMAT_VERSION = 2
@@ -66,19 +65,10 @@ def save_checkpoint(path: str, state: dict[str, Any]) -> None:
     """
     state = {"format": FORMAT, "version": FORMAT_VERSION, **state}
     _check_plain(state, "state")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
-    try:
-        # save through the file object: torch.save(state, PATH) names the zip's root folder after
-        # the (random) temporary file name, so equal states would give different bytes and hashes
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    # save through the file object: torch.save(state, PATH) names the zip's root folder after
+    # the (random) temporary file name, so equal states would give different bytes and hashes
+    with atomic_writer(path, "wb") as f:
+        torch.save(state, f)
 
 
 def _first_line(text: str) -> str:

@@ -36,15 +36,16 @@ from . import distributed as D
 from .data.base import DataSplit
 from .devices import resolve_device
 from .errors import DataError, UsageError
-from .features.inception import precision_kwargs
-from .features.registry import default_extractor, feature_pass, get_extractor
+from .features.inception import RESIZE_MODES, precision_kwargs
+from .features.registry import default_extractor, extractor_options, feature_pass, get_extractor
 from .features.stats import StreamingStats
+from .features.stats_file import load_ref_stats, provenance_mismatches
 from .metrics.context import MetricContext, provenance
 from .metrics.registry import GROUPS, IMAGE, METRICS, POINTS, MetricGroup, default_metrics, resolve_metrics
 from .options import EvalOptions
 from .protocol import SamplesModel, resolve_model
 from .protocol import model_name as _model_name
-from .reference import ReferenceSet, is_registered, load_split
+from .reference import ReferenceSet, StatsFileReference, is_registered, load_split
 from .results import MetricValue, Record, RecordStore, git_revision
 from .sampling import SAMPLE_CHUNK, sample_chunks
 from .validation import as_tensor, check_samples
@@ -62,23 +63,40 @@ class Evaluator:
     samples and keeps the reference. Keyword arguments are EvalOptions fields.
     """
 
-    def __init__(self, dataset: str | DataSplit, *, metrics: str | Iterable[str] | None = None,
+    def __init__(self, dataset: str | DataSplit | None, *, metrics: str | Iterable[str] | None = None,
                  options: EvalOptions | None = None, **kw: Any):
         self.options = o = EvalOptions.from_kwargs(options, **kw)
         precision_kwargs(o.precision)  # an unknown name fails before any work
         self.seed, self.batch_size, self.split = int(o.seed), int(o.batch_size), o.split
         self.device = resolve_device(o.device)
-        self.data = dataset if isinstance(dataset, DataSplit) else load_split(str(dataset), o.split, o.data_dir)
-        self.dataset_name = self.data.name if isinstance(dataset, DataSplit) else str(dataset)
-        self.data_shape = tuple(self.data.data_shape)
-        self.is_image = len(self.data_shape) == 3
+        self.ref_stats = load_ref_stats(o.ref_stats) if o.ref_stats else None
+        if dataset is None and self.ref_stats is None:
+            raise UsageError("give a dataset to compare with (or --ref-stats FILE for FID against statistics)")
+        if dataset is None:  # --ref-stats alone: the sample shape comes from the first batch
+            self.data, self.dataset_name = None, str(self.ref_stats.extra.get("dataset") or "ref-stats")
+            self.data_shape, self.is_image = None, True
+        else:
+            self.data = dataset if isinstance(dataset, DataSplit) else load_split(str(dataset), o.split, o.data_dir)
+            self.dataset_name = self.data.name if isinstance(dataset, DataSplit) else str(dataset)
+            self.data_shape = tuple(self.data.data_shape)
+            self.is_image = len(self.data_shape) == 3
         names = default_metrics(IMAGE if self.is_image else POINTS) if metrics is None else metrics
         requested = set(resolve_metrics(names))
         self.groups: list[MetricGroup] = [g for g in GROUPS.values() if g.name in requested]  # registry order
         self.needs = frozenset().union(*(g.needs_for(o) for g in self.groups))
-        self.reference = ReferenceSet(self.data, ref=o.ref, n_ref=o.n_ref, data_dir=o.data_dir,
-                                      batch_size=self.batch_size, device=self.device, progress=o.progress, cache=o.cache)
+        if self.ref_stats is not None:
+            self._check_stats_only()
+            self.reference: Any = StatsFileReference(self.ref_stats)
+        else:
+            self.reference = ReferenceSet(self.data, ref=o.ref, n_ref=o.n_ref, data_dir=o.data_dir,
+                                          batch_size=self.batch_size, device=self.device, progress=o.progress,
+                                          cache=o.cache)
         self.extractor = self._main_extractor() if self.needs & MAIN_EXTRACTOR_NEEDS else None
+        if self.ref_stats is not None and self.extractor is not None:
+            bad = provenance_mismatches(self.ref_stats, self.extractor)
+            if bad:
+                raise UsageError(f"{o.ref_stats} was made with other features ({'; '.join(bad)}); pass the same "
+                                 "--extractor/--weights/--resize")
         self.clip = self._clip_extractor() if "clip" in self.needs else None
         self._request: dict[Any, list[str]] = {}
         if self.extractor is not None:
@@ -96,19 +114,31 @@ class Evaluator:
     def group_names(self) -> list[str]:
         return [g.name for g in self.groups]
 
+    def _check_stats_only(self) -> None:
+        """With --ref-stats, only groups that compare Gaussian statistics (FID) or none (IS) can run."""
+        for g in self.groups:
+            if g.needs_for(self.options) - {"features", "feature_stats", "reference_stats", "logits"}:
+                raise UsageError(f"{g.name} needs the reference's features (or the samples' own data), and "
+                                 "--ref-stats holds only a mean and a covariance: use --dataset without --ref-stats")
+
     def _main_extractor(self) -> Any:
         o = self.options
+        recorded = self.ref_stats.extra if self.ref_stats is not None else {}
         if o.extractor:
             spec = o.extractor
+        elif recorded.get("extractor"):
+            spec = recorded["extractor"]
         elif is_registered(self.dataset_name):
             spec = default_extractor(self.dataset_name)
         else:
             spec = "inception" if self.is_image else "raw"
-        kw: dict[str, Any] = {}
+        resize = o.resize
+        if resize is None and spec == "inception" and recorded.get("resize"):
+            resize = next((k for k, v in RESIZE_MODES.items() if v == recorded["resize"]), None)
+        weights = o.weights or (o.inception_weights if spec == "inception" else None)
+        kw: dict[str, Any] = extractor_options(spec, weights, resize) if isinstance(spec, str) else {}
         if spec == "inception":
             kw.update(precision_kwargs(o.precision))
-            if o.inception_weights:
-                kw["weights"] = o.inception_weights
         elif isinstance(spec, str):
             if o.inception_weights:
                 warnings.warn(f"--inception-weights is ignored: the extractor is '{spec}'", stacklevel=3)
@@ -156,6 +186,8 @@ class Evaluator:
         """
         x = as_tensor(samples).detach()
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        if self.data_shape is None:  # --ref-stats without a dataset: the first batch fixes the shape
+            self.data_shape = tuple(x.shape[1:])
         x = check_samples(x, data_shape=self.data_shape, name="samples")
         if (labels is None) != (self._labels is None) and self.n > 0:
             raise UsageError("give labels with every batch or with none")
@@ -231,7 +263,7 @@ class Evaluator:
         if self.n == 0 and any(g.uses_samples(self.options) for g in self.groups):
             raise DataError("no samples were given to the evaluator (call update(samples) first)")
         n = self.n
-        n_ref = len(self.reference.split(n if n else None))
+        n_ref = self.reference.size(n if n else None)
         small_ref = None
         if n and n_ref < n:
             small_ref = f"the reference set has only {n_ref} items (< n = {n}); all of them are used"
@@ -253,6 +285,9 @@ class Evaluator:
             "extractor": None if ext is None else {**provenance(ext), "config": getattr(ext, "config_id", None)},
             "clip_extractor": None if self.clip is None else provenance(self.clip),
             "options": self.options.to_config(), "notes": notes,
+            **({"ref_stats": {k: self.ref_stats.extra.get(k) for k in ("path", "sha256", "source", "dataset", "split",
+                                                                         "n", "extractor", "resize")}}
+               if self.ref_stats is not None else {}),
             # what differs between otherwise identical runs (timings, cache state) lives under "run"
             "run": {"feature_time_s": self.t_features, "metrics_time_s": time.perf_counter() - t_start,
                     "reference_cache": dict(self.reference.cache_info)},
@@ -296,16 +331,18 @@ def evaluate(model_or_samples: Any, dataset: str | DataSplit, *, metrics: str | 
         was_training = model.training
         model.to(dev).eval()
     ev = Evaluator(dataset, metrics=metrics, options=opts)
-    if tuple(getattr(model, "data_shape", ev.data_shape)) != ev.data_shape:
+    if ev.data_shape is not None and tuple(getattr(model, "data_shape", ev.data_shape)) != ev.data_shape:
         raise DataError(f"the model makes samples of shape {tuple(model.data_shape)} but {ev.dataset_name} items are "
                         f"{ev.data_shape}; score it on a dataset of the same size")
     uses_samples = any(g.uses_samples(opts) for g in ev.groups)
+    if n is None and not replay and ev.data is None:
+        raise UsageError("give the number of samples (-n) when scoring a model against --ref-stats")
     if n is None:
         n = len(model) if replay else min(len(ev.reference.full()) if opts.ref is not None else len(ev.data),
                                           DEFAULT_N_CAP)
     if n < 2 and uses_samples:
         raise DataError(f"n must be at least 2 for sample-based metrics, got {n}")
-    ev.reference.split(n)
+    ev.reference.size(n)
     labels = _balanced_labels(model, n, opts)
     chunks = D.plan_chunks(n, SAMPLE_CHUNK, D.rank(), D.world_size())
     rec = None

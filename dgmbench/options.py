@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import UsageError, suggest
-from .features.inception import PRECISIONS
+from .features.inception import PRECISIONS, RESIZE_MODES
 
 
 def _opt(default: Any, help: str, *, flag: str | None = None, type: Any = None, cli: bool = True,
@@ -43,9 +43,15 @@ class EvalOptions:
     # --- where and how
     device: Any = _opt("auto", "auto, cpu, cuda or cuda:N (default auto)")
     batch_size: int = _opt(128, "sampling / feature batch size (default 128)", type=int, minimum=1)
-    extractor: Any = _opt(None, "feature extractor: inception, classifier-digits, classifier-mnist, raw, clip "
-                          "(default: by dataset)")
+    extractor: Any = _opt(None, "feature extractor: inception, dinov2-vit-{s,b,l,g}-14, classifier-digits, "
+                          "classifier-mnist, raw, clip, or a name given to register_extractor (default: by dataset)")
     inception_weights: str | None = _opt(None, "torch-fidelity Inception weights file (needed for IS)")
+    weights: str | None = _opt(None, "weights file of the feature extractor (Inception, DINOv2, a classifier, a "
+                               "registered extractor)")
+    resize: str | None = _opt(None, "Inception resize to 299: tf-bilinear (torch-fidelity / TF1, the default) or "
+                              "clean (clean-fid's PIL bicubic); named in the Record", choices=tuple(RESIZE_MODES))
+    ref_stats: str | None = _opt(None, "compare with Gaussian statistics from a .npz (mu, sigma: pytorch-fid "
+                                 "--save-stats, clean-fid, dgmbench ref-stats) instead of reference features; FID/IS only")
     precision: str = _opt("fp32", "Inception arithmetic (default fp32, as torch-fidelity; fp32-strict turns TF32 off "
                           "on GPUs; tf32/bf16/fp16 are faster and change FID slightly: see benchmarks/RESULTS.md)",
                           choices=tuple(PRECISIONS))

@@ -22,7 +22,7 @@ import torch
 
 from .data.base import DataSplit
 from .data.registry import DATASETS, get_dataset
-from .errors import DataError
+from .errors import DataError, UsageError
 from .features.cache import CachedReference, cached_reference_features
 from .features.registry import feature_pass
 
@@ -104,6 +104,10 @@ class ReferenceSet:
         self._split = split
         return split
 
+    def size(self, n: int | None = None) -> int:
+        """n_ref: the number of reference items (fixes the subset at the first call)."""
+        return len(self.split(n))
+
     def description(self) -> str:
         ref = self._ref_arg
         if ref is None:
@@ -139,6 +143,33 @@ class ReferenceSet:
                                          enabled=self.cache)
         self.cache_info[ext.name] = {"key": cref.key, "hit": cref.hit}
         return cref
+
+
+class StatsFileReference:
+    """A reference given only as Gaussian statistics (``--ref-stats``: a pytorch-fid, clean-fid or
+    dgmbench ``.npz``). It serves FID's reference statistics; metrics that need the reference's
+    per-item features are refused with a UsageError naming the way out."""
+
+    subset = None
+
+    def __init__(self, stats: Any):
+        self.stats = stats
+        self.cache_info: dict[str, dict] = {}
+
+    def size(self, n: int | None = None) -> int:
+        return int(self.stats.n)
+
+    def description(self) -> str:
+        return f"statistics file {self.stats.extra.get('path')}"
+
+    def features(self, ext: Any, outputs: list[str], keep_features: bool) -> CachedReference:
+        if keep_features or outputs != [getattr(ext, "feature_output", None)]:
+            raise UsageError("this metric needs the reference's features, and --ref-stats holds only their mean "
+                             "and covariance: use --dataset without --ref-stats")
+        if self.stats.cov.shape[0] != getattr(ext, "dim", self.stats.cov.shape[0]):
+            raise DataError(f"the statistics file has {self.stats.cov.shape[0]}-d features but the '{ext.name}' "
+                            f"extractor gives {ext.dim}-d ones")
+        return CachedReference(key=None, path=None, hit=False, stats={outputs[0]: self.stats}, features={})
 
 
 def kde_validation(data: DataSplit, data_dir: str | None = None) -> tuple[torch.Tensor, str]:

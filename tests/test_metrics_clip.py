@@ -88,3 +88,29 @@ def test_clip_metrics_through_the_harness(tiny_clip):
     fg, fr = ext.extract(samples)["clip"].double(), ext.extract(ref)["clip"].double()
     want = fid_statistics_to_metric(fid_features_to_statistics(fg), fid_features_to_statistics(fr), verbose=False)
     assert rec.value("clip_fd") == pytest.approx(want["frechet_inception_distance"], rel=1e-6)
+
+
+def test_cmmd_through_the_harness_equals_a_direct_computation(tiny_clip):
+    """`--metrics cmmd`: 1000 x unbiased RBF MMD^2 (sigma 10) of the CLIP embeddings, written out here."""
+    from dgmbench.features.clip import ClipExtractor
+    from dgmbench.harness import evaluate
+    from dgmbench.protocol import SamplesModel
+
+    digits = get_dataset("digits", "train")
+    samples = digits.data[:30]
+    rec = evaluate(SamplesModel(samples), "digits", metrics="cmmd", clip_model=NAME, clip_pretrained=str(tiny_clip),
+                   progress=False, cache=False)
+    ext = ClipExtractor(NAME, pretrained=tiny_clip)
+    test = get_dataset("digits", "test").data
+    ref = test[torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:30]]
+    x, y = ext.extract(samples)["clip"].double(), ext.extract(ref)["clip"].double()
+
+    def k(a, b):
+        return torch.exp(-torch.cdist(a, b) ** 2 / (2 * 10.0 ** 2))
+
+    m = x.shape[0]
+    kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
+    mmd2 = (kxx.sum() - kxx.diag().sum()) / (m * (m - 1)) + (kyy.sum() - kyy.diag().sum()) / (m * (m - 1)) \
+        - 2 * kxy.mean()
+    assert rec.value("cmmd") == pytest.approx(1000 * float(mmd2), rel=1e-6, abs=1e-9)
+    assert rec.metrics["cmmd"].higher_is_better is False and rec.metrics["cmmd"].extractor == "clip"

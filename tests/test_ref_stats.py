@@ -200,3 +200,41 @@ def test_cli_refuses_to_overwrite_and_subset_matches_score_choice(exported, tmp_
     np.testing.assert_allclose(st.cov.numpy(), np.cov(want, rowvar=False), rtol=0, atol=1e-6)
     ext = digits_features[0]
     assert provenance_mismatches(st, ext) == ["extractor: file 'raw' vs current 'classifier-digits'"]
+
+
+# ---------------------------------------------------------------- score --ref-stats (wired into the harness)
+def test_score_against_a_statistics_file_equals_scoring_against_the_dataset(exported, digits_features, tmp_path,
+                                                                            capsys):
+    """`score --ref-stats` (no --dataset: the extractor and the shape come from the file and the samples)
+    gives pytorch-fid's distance on the same features, and the Record names the file."""
+    _, ref, gen, gen_images = digits_features
+    samples = tmp_path / "gen.npz"
+    np.savez(samples, images=gen_images.numpy().astype(np.float32))
+    rc = main(["--json", "score", "--samples", str(samples), "--ref-stats", str(exported), "--metrics", "fid",
+               "--fid-bootstrap", "0", "--no-progress", "--device", "cpu"])
+    assert rc == 0
+    rec = json.loads(capsys.readouterr().out)
+    g = stats_from_features(gen)
+    want = _pytorch_fid_distance(g.mean.numpy(), g.cov.numpy(), ref.numpy().mean(0), np.cov(ref.numpy(), rowvar=False))
+    assert rec["metrics"]["fid"]["value"] == pytest.approx(want, abs=1e-5, rel=1e-6)
+    assert rec["metrics"]["fid"]["extractor"] == "classifier-digits"
+    assert rec["config"]["ref_stats"]["path"] == str(exported) and rec["config"]["ref_stats"]["source"] == "dgmbench"
+
+
+def test_score_with_ref_stats_refuses_metrics_that_need_reference_features(exported, tmp_path, capsys):
+    samples = tmp_path / "gen.npz"
+    np.savez(samples, images=np.random.default_rng(0).random((20, 1, 8, 8), dtype=np.float32))
+    rc = main(["score", "--samples", str(samples), "--ref-stats", str(exported), "--metrics", "fid,kid"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "kid needs the reference's features" in err and "use --dataset without --ref-stats" in err
+    rc = main(["score", "--samples", str(samples), "--ref-stats", str(exported), "--extractor", "raw",
+               "--metrics", "fid"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "made with other features" in err
+
+
+def test_score_without_dataset_or_ref_stats_is_a_usage_error(tmp_path, capsys):
+    samples = tmp_path / "gen.npz"
+    np.savez(samples, images=np.zeros((4, 1, 8, 8), dtype=np.float32))
+    assert main(["score", "--samples", str(samples), "--metrics", "fid"]) == 2
+    assert "--dataset is required" in capsys.readouterr().err

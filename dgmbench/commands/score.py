@@ -33,6 +33,9 @@ examples:
   dgmbench score --model runs/vae-digits.pt --dataset digits --metrics fid,prdc,nll,speed
   dgmbench score --model runs/diffusion-digits.pt --dataset digits --metrics fid,speed --sampling sampler=ddim,steps=50
   dgmbench score --model mypkg.gen:build --checkpoint ckpt.pt --dataset cifar10 --metrics fid,kid,prdc,speed -n 10000
+  dgmbench score --samples gen.npz --ref-stats cifar10_train_stats.npz --metrics fid   # pytorch-fid/clean-fid stats
+  dgmbench score --samples gen.npz --dataset cifar10 --extractor dinov2-vit-l-14 --weights dinov2_vitl14.pth
+  dgmbench score --samples gen.npz --dataset cifar10 --resize clean --metrics fid      # clean-fid's resize
 policies: n defaults to the sample set's size or min(reference size, 10000); the reference uses
   min(n, its size) items; KID's subset size defaults to min(1000, n // 2) (stated in the note).
 """
@@ -45,7 +48,8 @@ def add_parser(sub) -> None:
     src.add_argument("--model", metavar="SPEC", help="'package.module:factory' or a dgmbench baseline checkpoint (.pt)")
     src.add_argument("--samples", metavar="PATH", help="samples: .npz/.npy/.pt file or an image folder")
     p.add_argument("--checkpoint", metavar="CKPT", help="checkpoint passed to the --model factory")
-    p.add_argument("--dataset", required=True, help="dataset name (dgmbench datasets list) or folder:/npz:/pt: PATH")
+    p.add_argument("--dataset", help="dataset name (dgmbench datasets list) or folder:/npz:/pt: PATH (optional with "
+                                     "--ref-stats)")
     p.add_argument("--metrics", help="comma-separated metrics (see below; default by data kind)")
     p.add_argument("-n", type=int, dest="n", help="number of samples")
     p.add_argument("--store", metavar="RESULTS.jsonl", help="append the Record to this JSONL file")
@@ -65,6 +69,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     if args.checkpoint and not args.model:
         raise UsageError("--checkpoint goes with --model")
+    if not args.dataset and not args.ref_stats:
+        raise UsageError("--dataset is required (or --ref-stats FILE to compute FID against saved statistics)")
     if args.n is not None and args.n < 1:
         raise UsageError(f"-n must be positive, got {args.n}")
     as_json = getattr(args, "json", False)

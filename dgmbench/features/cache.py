@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from typing import Any
 import torch
 
 from ..data.download import dgmbench_home as _home
+from ..results import atomic_writer
 from .stats import StreamingStats
 
 CACHE_FORMAT = 2
@@ -133,21 +133,9 @@ class CachedReference:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file in the target folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """torch.save through a file object (equal objects give equal bytes) written atomically."""
+    with atomic_writer(path, "wb") as f:
+        torch.save(obj, f)
 
 
 def _load_entry(path: Path, key: str) -> dict[str, Any] | None:

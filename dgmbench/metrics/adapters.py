@@ -19,6 +19,7 @@ from ..results import MetricValue
 from .clip_score import class_prompts
 from .clip_score import clip_fd as clip_fd_kernel
 from .clip_score import clip_score as clip_score_kernel
+from .cmmd import cmmd as cmmd_kernel
 from .context import MetricContext
 from .fid import fid_from_features, fid_from_stats, fid_infinity, stats_from_features
 from .inception_score import MISSING_WEIGHTS_NOTE, inception_score_unavailable
@@ -169,6 +170,12 @@ def clip_fd(ctx: MetricContext) -> list[MetricValue]:
         return [clip_fd_kernel(ctx.clip_embeddings, cref.stats["clip"], bootstrap=o.fid_bootstrap, seed=ctx.seed,
                                **prov)]
     return [fid_from_stats(stats_from_features(ctx.clip_embeddings), cref.stats["clip"], name="clip_fd", **prov)]
+
+
+def cmmd(ctx: MetricContext) -> list[MetricValue]:
+    """CMMD: 1000 x unbiased RBF MMD^2 (sigma 10) of the CLIP image embeddings against the reference's."""
+    cref = ctx.reference.features(ctx.clip, ["clip"], keep_features=True)
+    return [cmmd_kernel(ctx.clip_embeddings, cref.features["clip"], **ctx.prov(ctx.clip))]
 
 
 def likelihood(ctx: MetricContext) -> list[MetricValue]:
