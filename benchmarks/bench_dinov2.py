@@ -33,7 +33,7 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
-from bench_inputs import cifar_test_u8, device_name
+from bench_inputs import U8Dataset, cifar_test_u8, device_name, sync
 
 os.environ.setdefault("DGMBENCH_OFFLINE", "1")
 os.environ.setdefault("XFORMERS_DISABLED", "1")
@@ -45,20 +45,6 @@ DEVICE = os.environ.get("DGMBENCH_BENCH_DEVICE") or ("cuda" if torch.cuda.is_ava
 REPO = os.environ.get("DGMBENCH_BENCH_DINOV2_REPO")
 
 
-def _sync():
-    if DEVICE.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-class _U8Dataset(torch.utils.data.Dataset):
-    def __init__(self, u8: torch.Tensor):
-        self.u8 = u8
-
-    def __len__(self):
-        return self.u8.shape[0]
-
-    def __getitem__(self, i):
-        return self.u8[i]
 
 
 @pytest.fixture(scope="module")
@@ -119,16 +105,16 @@ def _dgm(ext, u8):
     from dgmbench.features.registry import feature_pass
 
     fp = feature_pass({ext: ["dinov2"]}, u8.float() / 255.0, batch_size=BS, device=DEVICE)
-    _sync()
+    sync(DEVICE)
     return fp.features[("dinov2-vit-s-14", "dinov2")]
 
 
 def _tf(ext, u8):
     from torch_fidelity.utils import get_featuresdict_from_dataset
 
-    out = get_featuresdict_from_dataset(_U8Dataset(u8), ext, batch_size=BS, cuda=DEVICE.startswith("cuda"),
+    out = get_featuresdict_from_dataset(U8Dataset(u8), ext, batch_size=BS, cuda=DEVICE.startswith("cuda"),
                                         save_cpu_ram=False, verbose=False)
-    _sync()
+    sync(DEVICE)
     return out["dinov2"]
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bench_inputs import WEIGHTS, cifar_test_u8, cifar_train_u8, device_name, distinct_images
+from bench_inputs import WEIGHTS, U8Dataset, cifar_test_u8, cifar_train_u8, device_name, distinct_images, sync
 
 os.environ.setdefault("DGMBENCH_OFFLINE", "1")
 
@@ -66,22 +66,6 @@ def _medians(log: list) -> dict:
     return {"wall_s": float(np.median([w for w, _ in log])), "cpu_s": float(np.median([c for _, c in log]))}
 
 
-def _sync():
-    if DEVICE.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-class _U8Dataset(torch.utils.data.Dataset):
-    """uint8 (3, H, W) images, the input torch-fidelity's pipelines take."""
-
-    def __init__(self, u8: torch.Tensor):
-        self.u8 = u8
-
-    def __len__(self):
-        return self.u8.shape[0]
-
-    def __getitem__(self, i):
-        return self.u8[i]
 
 
 def _cifar_u8(start: int, n: int) -> torch.Tensor:
@@ -124,7 +108,7 @@ def _dgm_extract(ext, u8, bs: int = BS):
 
     x = u8.float() / 255.0  # dgmbench's input convention; round(255 x) gives back u8 exactly
     fp = feature_pass({ext: ["pool"]}, x, batch_size=bs, device=DEVICE)
-    _sync()
+    sync(DEVICE)
     return fp.features[("inception", "pool")]
 
 
@@ -132,9 +116,9 @@ def _tf_extract(ext, u8, bs: int = BS):
     from torch_fidelity.utils import get_featuresdict_from_dataset
 
     out = get_featuresdict_from_dataset(
-        _U8Dataset(u8), ext, batch_size=bs, cuda=DEVICE.startswith("cuda"), save_cpu_ram=False, verbose=False
+        U8Dataset(u8), ext, batch_size=bs, cuda=DEVICE.startswith("cuda"), save_cpu_ram=False, verbose=False
     )
-    _sync()
+    sync(DEVICE)
     return out["2048"]
 
 
@@ -205,7 +189,7 @@ def _fid_kid_side_by_side(benchmark, impl: str, dgm_extractor, gen_u8: torch.Ten
         import torch_fidelity
 
         m = torch_fidelity.calculate_metrics(
-            input1=_U8Dataset(gen_u8), input2=_U8Dataset(ref_u8), cuda=DEVICE.startswith("cuda"), fid=True, kid=True,
+            input1=U8Dataset(gen_u8), input2=U8Dataset(ref_u8), cuda=DEVICE.startswith("cuda"), fid=True, kid=True,
             kid_subsets=100, kid_subset_size=subset, batch_size=BS, feature_extractor_weights_path=weights,
             verbose=False, cache=False,
         )

@@ -74,3 +74,22 @@ def distinct_images(u8: torch.Tensor, n: int) -> torch.Tensor:
     if n > len(out):
         raise ValueError(f"{n} distinct images requested from {len(u8)} (at most {len(out)})")
     return out[:n].contiguous()
+
+
+def sync(device: str) -> None:
+    """Wait for queued GPU work before reading a timer (no-op on CPU)."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+class U8Dataset(torch.utils.data.Dataset):
+    """uint8 (3, H, W) images, the input torch-fidelity's pipelines take."""
+
+    def __init__(self, u8: torch.Tensor):
+        self.u8 = u8
+
+    def __len__(self):
+        return self.u8.shape[0]
+
+    def __getitem__(self, i):
+        return self.u8[i]

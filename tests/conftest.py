@@ -27,7 +27,9 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OFFLINE_DIR = REPO_ROOT.parent / "shared" / "offline"
@@ -142,3 +144,22 @@ def one_thread():
     yield
     torch.set_num_threads(n)
 
+
+def offline_inception_home(tmp_path_factory, name: str):
+    """A fresh DGMBENCH_HOME and TORCH_HOME under a temporary folder, with downloads off; yields the
+    folder and restores the environment after (for module-scoped Inception fixtures)."""
+    mp = pytest.MonkeyPatch()
+    home = tmp_path_factory.mktemp(name)
+    mp.setenv("DGMBENCH_HOME", str(home / "dgmbench"))
+    mp.setenv("TORCH_HOME", str(home / "torch"))
+    mp.setenv("DGMBENCH_OFFLINE", "1")
+    yield home
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def cifar3(offline_dir) -> torch.Tensor:
+    """3 real CIFAR-10 test images as float [0, 1] (3, 3, 32, 32) on the 8-bit grid."""
+    with np.load(offline_dir / "cifar10-subset" / "cifar10_test_first1000.npz") as z:
+        data = z["data"][:3]
+    return torch.from_numpy(data.reshape(3, 3, 32, 32)).float() / 255.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import offline_inception_home
 from PIL import Image
 
 from dgmbench.errors import UsageError
@@ -20,21 +21,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    home = tmp_path_factory.mktemp("resize_home")
-    mp.setenv("DGMBENCH_HOME", str(home / "dgmbench"))
-    mp.setenv("TORCH_HOME", str(home / "torch"))
-    mp.setenv("DGMBENCH_OFFLINE", "1")
-    yield home
-    mp.undo()
+    yield from offline_inception_home(tmp_path_factory, "resize_home")
 
 
 @pytest.fixture(scope="module")
-def images(offline_dir) -> torch.Tensor:
-    """3 real CIFAR-10 test images, float [0, 1] on the 8-bit grid."""
-    with np.load(offline_dir / "cifar10-subset" / "cifar10_test_first1000.npz") as z:
-        data = z["data"][:3]
-    return torch.from_numpy(data.reshape(3, 3, 32, 32)).float() / 255.0
+def images(cifar3) -> torch.Tensor:
+    return cifar3
 
 
 @pytest.fixture(scope="module")

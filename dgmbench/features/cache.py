@@ -52,19 +52,10 @@ def cache_enabled() -> bool:
     return os.environ.get("DGMBENCH_CACHE", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def cache_key(
-    dataset: str,
-    split: str,
-    extractor_name: str,
-    sha256: str | None,
-    resize: str | None,
-    n: int | None,
-    transform_id: str | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> str:
-    """Hex sha256 of the canonical JSON of everything that changes the reference features."""
-    return hashlib.sha256(cache_key_json(dataset, split, extractor_name, sha256, resize, n, transform_id,
-                                         extra).encode()).hexdigest()
+def cache_key(*args: Any, **kwargs: Any) -> str:
+    """Hex sha256 of the canonical JSON of everything that changes the reference features
+    (the arguments of :func:`cache_key_json`)."""
+    return hashlib.sha256(cache_key_json(*args, **kwargs).encode()).hexdigest()
 
 
 def cache_key_json(
