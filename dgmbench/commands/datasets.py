@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli import print_json
 from ..data import dataset_info, get_dataset, list_datasets, prepare_dataset
 
 
@@ -32,7 +33,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import print_json
 
     if args.action == "list":
         rows = [

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from baselines.registry import FAMILIES, family_module
+
+from ..cli import print_json
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("models", help="list baseline families and presets",
@@ -10,9 +14,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from baselines.registry import FAMILIES, family_module
 
-    from ..cli import print_json
 
     rows = []
     for fam in FAMILIES:

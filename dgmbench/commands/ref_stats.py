@@ -19,7 +19,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
+from ..data.registry import DATASETS, get_dataset
 from ..errors import UsageError
+from ..features.cache import cached_reference_features
+from ..features.registry import default_extractor, extractor_options, feature_pass, get_extractor
+from ..features.stats_file import save_ref_stats
+from ..metrics.fid import as_stats
 
 HELP = "write a dataset's reference feature statistics (mu, sigma) as .npz, readable by pytorch-fid and clean-fid"
 
@@ -74,11 +80,6 @@ def compute_ref_stats(
     ``resize`` are checked against the extractor (:func:`~dgmbench.features.registry.extractor_options`); ``extractor_kw``
     goes to ``get_extractor`` as is.
     """
-    from .. import __version__
-    from ..data.registry import DATASETS, get_dataset
-    from ..features.cache import cached_reference_features
-    from ..features.registry import default_extractor, extractor_options, feature_pass, get_extractor
-    from ..metrics.fid import as_stats
 
     if n is not None and n < 2:
         raise UsageError(f"-n must be at least 2 (a covariance needs 2 items), got {n}")
@@ -114,7 +115,6 @@ def compute_ref_stats(
 
 
 def run(args) -> int:
-    from ..features.stats_file import save_ref_stats
 
     out = Path(args.out)
     if out.exists() and not args.force:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import glob
 import os
 
+from ..cli import print_json
 from ..errors import DataError, UsageError
+from ..report.html import DatasetSection, write_report
+from ..results import RecordStore
 
 HELP = "write a self-contained HTML report and a Markdown summary from leaderboard records"
 
@@ -32,8 +35,6 @@ def add_parser(sub) -> None:
 
 
 def _load(path: str, name: str):
-    from ..report.html import DatasetSection
-    from ..results import RecordStore
 
     records = RecordStore(path).load()
     if not records:
@@ -67,14 +68,12 @@ def find_sections(args) -> list:
 
 
 def run(args) -> int:
-    from ..report.html import write_report
 
     sections = find_sections(args)
     name = args.name or (sections[0].name if len(sections) == 1 else "report")
     title = args.title or f"dgmbench report: {', '.join(s.name for s in sections)}"
     paths = write_report(sections, args.out, name, title=title)
     if getattr(args, "json", False):
-        from ..cli import print_json
 
         print_json(paths)
         return 0

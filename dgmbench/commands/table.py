@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import shlex
 
+from ..cli import print_json
 from ..errors import UsageError
+from ..report.leaderboard import metrics_markdown
+from ..report.summary import summarize
+from ..table.runner import TableConfig, parse_table_sampling, run_table
 
 HELP = "train/load the baselines of every family on a dataset, score them and write leaderboards/NAME.{csv,md,jsonl}"
 
@@ -82,9 +86,6 @@ def command_line(args) -> str:
 
 
 def run(args) -> int:
-    from ..report.leaderboard import metrics_markdown
-    from ..report.summary import summarize
-    from ..table.runner import TableConfig, parse_table_sampling, run_table
 
     cfg = TableConfig(dataset=args.dataset, preset=args.preset, families=_csv(args.families), seeds=args.seeds, steps=args.steps,
                       metrics=_csv(args.metrics), n=args.n, nll_n=args.nll_n, split=args.split, extractor=args.extractor, out=args.out,
@@ -97,7 +98,6 @@ def run(args) -> int:
         raise UsageError(f"--nll-n must be at least 1, got {args.nll_n}")
     res = run_table(cfg)
     if getattr(args, "json", False):
-        from ..cli import print_json
 
         print_json({"paths": res.paths, "missing": res.missing, "trained": res.trained, "reused": res.reused,
                     "adopted": res.adopted,

@@ -33,6 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..data import get_dataset
 from ..errors import DataError, WeightsMissingError
 from ..results import atomic_write_text, atomic_writer, sha256_file
 
@@ -208,7 +209,6 @@ def train_classifier(
 
     ``limit`` trains on the first ``limit`` training images only (for quick tests).
     """
-    from ..data import get_dataset
 
     if dataset not in RECIPES:
         raise DataError(f"no classifier recipe for '{dataset}' (known: {', '.join(RECIPES)})")
@@ -306,7 +306,6 @@ def main(argv: list[str] | None = None) -> int:
                                 command=cmd)
         print(json.dumps({k: meta[k] for k in ("dataset", "test_accuracy", "sha256", "params", "train_seconds")}))
     else:
-        from ..data import get_dataset
 
         ext = ClassifierExtractor(args.dataset)
         test = get_dataset(args.dataset, "test", **data_kw)

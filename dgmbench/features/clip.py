@@ -44,7 +44,7 @@ class ClipExtractor:
         device: str | torch.device = "cpu",
         cache_dir: str | None = None,
     ):
-        import open_clip
+        import open_clip  # several seconds to import; only CLIP runs pay it
 
         if model_name not in open_clip.list_models():
             from ..errors import suggest

@@ -156,6 +156,8 @@ def _torch_fidelity_skeleton(features_list: Sequence[str] = ("2048",)):
     handed an empty one and the strict load is skipped, so the module keeps its layout
     (and random init) until :func:`_build_net` loads real weights into it.
     """
+    # imported when an Inception network is built: torch_fidelity costs seconds to import, and most
+    # runs (digits, MNIST with the domain classifier, 2-D toys) never build one
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
     class _Unloaded(FeatureExtractorInceptionV3):

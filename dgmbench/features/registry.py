@@ -34,6 +34,10 @@ from ..devices import resolve_device
 from ..errors import DataError, ModelError, UsageError, suggest
 from ..validation import as_image_tensor, check_points
 from .base import FeatureExtractor, RawPixels
+from .classifier import ClassifierExtractor
+from .clip import ClipExtractor
+from .dinov2 import DinoV2Extractor
+from .inception import InceptionExtractor
 from .stats import StreamingStats
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -145,20 +149,12 @@ def get_extractor(name: str | FeatureExtractor, *, device: str | torch.device = 
     if name == "raw":
         return RawPixels()
     if name == "inception":
-        from .inception import InceptionExtractor
-
         return InceptionExtractor(device=dev, **kw)
     if name == "clip":
-        from .clip import ClipExtractor
-
         return ClipExtractor(device=dev, **kw)
     if name.startswith("classifier-"):
-        from .classifier import ClassifierExtractor
-
         return ClassifierExtractor(name[len("classifier-"):], device=dev, **kw)
     if name in DINOV2_NAMES:
-        from .dinov2 import DinoV2Extractor
-
         return DinoV2Extractor(name, device=dev, **kw)
     factory = _user_factory(name)
     if factory is not None:

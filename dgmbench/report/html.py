@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from ..results import Record, atomic_write_text, sha256_file
 from ..sampling import format_sampling_options
 from .comparison import COLUMNS, comparison_markdown, comparison_table, fmt, rules_for
-from .leaderboard import metric_header, metrics_markdown, ordered_metrics
+from .leaderboard import _cell, metric_header, metrics_markdown, ordered_metrics
+from .plots import loss_curves_png, metric_bars_png, quality_speed_png
+from .stars import star_string
 from .summary import DENSITY_METRIC, STABILITY_METRIC, ModelSummary, dataset_kind, summarize, table_info
 
 STARS_CSS = "color:#d4a017;letter-spacing:1px;white-space:nowrap"
@@ -106,7 +108,6 @@ def _table(headers: list[str], rows: list[list[str]], raw: bool = False) -> str:
 
 
 def _stars_html(stars: int | None) -> str:
-    from .stars import star_string
 
     if stars is None:
         return '<span class="note">not rated</span>'
@@ -129,7 +130,6 @@ def comparison_html(section: DatasetSection) -> str:
 
 
 def metrics_html(section: DatasetSection) -> str:
-    from .leaderboard import _cell
 
     metrics = ordered_metrics(section.summaries)
     rows = [[s.family, s.likelihood_kind, f"{s.n_runs - s.n_diverged}/{s.n_runs}"] + [_cell(s, m) for m in metrics]
@@ -245,7 +245,6 @@ def environment_rows(records: list[Record]) -> list[list[str]]:
 
 
 def section_html(section: DatasetSection) -> str:
-    from .plots import loss_curves_png, metric_bars_png, quality_speed_png
 
     parts = [f'<h2 id="{html.escape(section.name)}">{html.escape(section.name)} '
              f'<span class="note">(dataset {html.escape(section.dataset)}, {section.kind})</span></h2>']

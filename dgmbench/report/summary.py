@@ -17,6 +17,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ..data.registry import DATASETS
 from ..results import Record
 
 # family display order: the registry's
@@ -165,7 +166,6 @@ def dataset_kind(records: Iterable[Record]) -> str:
     records = list(records)
     if records:
         try:
-            from ..data.registry import DATASETS
 
             info = DATASETS.get(records[0].dataset)
             if info is not None:

@@ -17,7 +17,12 @@ import shutil
 import sys
 from typing import Any
 
+from baselines.checkpoint import read_checkpoint
+from baselines.registry import family_module
+from baselines.train import TrainConfig
+
 from ..errors import UsageError
+from ..results import sha256_file
 
 # Settings that change neither the weights nor the optimiser's path.
 IGNORED_TRAIN_KEYS = ("ckpt_every", "log_every", "device")
@@ -28,7 +33,6 @@ def model_config(state: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     trainer compares it on resume."""
     import torch
 
-    from baselines.registry import family_module
 
     mcfg = spec.get("model", {})
     shape = tuple(state.get("data_shape") or ())
@@ -45,7 +49,6 @@ def model_config(state: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
 
 def train_differences(state: dict[str, Any], spec: dict[str, Any], seed: int) -> list[str]:
     """What differs between a checkpoint and the (preset ``spec``, ``seed``) a table job trains."""
-    from baselines.train import TrainConfig
 
     diffs = []
     if state.get("dataset") != spec.get("dataset"):
@@ -71,9 +74,7 @@ def adopt_checkpoints(paths: list[str], jobs: list[Any], log: Any, preset: str) 
     that job's preset is a :class:`UsageError` naming it. Returns ``{job key: source path}``
     for the checkpoints copied (a job that already has a finished model keeps it).
     """
-    from baselines.checkpoint import read_checkpoint
 
-    from ..results import sha256_file
 
     adopted: dict[str, str] = {}
     for path in paths:

@@ -38,14 +38,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..data.registry import dataset_info
-from ..errors import DgmbenchError, UsageError
+from baselines import train as baseline_train
+from baselines.checkpoint import load_baseline, read_checkpoint
+from baselines.registry import FAMILIES, family_module, get_preset
+
+from ..data.registry import dataset_info, get_dataset
+from ..devices import resolve_device
+from ..errors import DgmbenchError, UsageError, suggest
 from ..harness import evaluate
 from ..metrics.registry import default_metrics as registry_default_metrics
 from ..metrics.registry import resolve_metrics
+from ..protocol import likelihood_kind
 from ..report.leaderboard import LeaderboardMeta, write_leaderboard
 from ..results import Record, append_jsonl_line, sha256_file
 from ..sampling import apply_sampling_options, format_sampling_options, parse_sampling_options
+from .adopt import adopt_checkpoints
 from .grids import grid_folder, grid_relpath, write_sample_grid
 
 LIKELIHOOD_METRICS = ("nll", "bpd")
@@ -63,7 +70,6 @@ def _hash_files(paths: list[Path]) -> str:
 
 def family_code_version(family: str) -> str:
     """sha256 over the family package's .py files and the shared trainer/base/checkpoint code."""
-    from baselines.registry import family_module
 
     mod = family_module(family)
     src = Path(mod.__file__).resolve()
@@ -183,13 +189,11 @@ class TableResult:
 
 def resolve_families(cfg: TableConfig) -> tuple[list[str], dict[str, str]]:
     """Families that can run this preset, and the others with the reason they cannot."""
-    from baselines.registry import FAMILIES, family_module
 
     wanted = cfg.families or list(FAMILIES)
     ok, missing = [], {}
     for fam in wanted:
         if fam not in FAMILIES:
-            from ..errors import suggest
 
             raise UsageError(suggest(fam, FAMILIES, "family"))
         try:
@@ -213,13 +217,11 @@ def resolve_families(cfg: TableConfig) -> tuple[list[str], dict[str, str]]:
 
 
 def _device_type(device: str) -> str:
-    from ..devices import resolve_device
 
     return resolve_device(device).type
 
 
 def plan_jobs(cfg: TableConfig, families: list[str]) -> list[Job]:
-    from baselines.registry import get_preset
 
     dev = _device_type(cfg.device)
     jobs = []
@@ -238,7 +240,6 @@ def plan_jobs(cfg: TableConfig, families: list[str]) -> list[Job]:
 
 def metrics_for(model: Any, requested: list[str]) -> list[str]:
     """Drop likelihood metrics for a model without ``log_likelihood``."""
-    from ..protocol import likelihood_kind
 
     if likelihood_kind(model) == "none":
         return [m for m in requested if m not in LIKELIHOOD_METRICS]
@@ -252,7 +253,6 @@ def default_metrics(dataset: str) -> list[str]:
 
 def _train(job: Job, cfg: TableConfig, log: StateLog) -> dict[str, Any]:
     """Train (or resume) one model to its checkpoint; returns the logged ``train_done`` event."""
-    from baselines.train import train_preset
 
     from_step, adopted_from = 0, None
     if os.path.exists(job.checkpoint):
@@ -260,7 +260,6 @@ def _train(job: Job, cfg: TableConfig, log: StateLog) -> dict[str, Any]:
         if adopted is not None and adopted.get("source_sha256") == sha256_file(job.checkpoint):
             adopted_from = adopted["source"]
         try:
-            from baselines.checkpoint import read_checkpoint
 
             from_step = int(read_checkpoint(job.checkpoint).get("step", 0))
         except DgmbenchError:
@@ -268,7 +267,7 @@ def _train(job: Job, cfg: TableConfig, log: StateLog) -> dict[str, Any]:
     log.append({"event": "train_start", "key": job.key, "family": job.family, "seed": job.seed,
                 "preset": cfg.preset_name, "from_step": from_step, "checkpoint": job.checkpoint, "time": time.time()})
     overrides = {"train": {"steps": cfg.steps}} if cfg.steps is not None else None
-    res = train_preset(job.family, cfg.preset_name, checkpoint=job.checkpoint, seed=job.seed, overrides=overrides,
+    res = baseline_train.train_preset(job.family, cfg.preset_name, checkpoint=job.checkpoint, seed=job.seed, overrides=overrides,
                        progress=cfg.progress, device=cfg.device)
     event = {"event": "train_done", "key": job.key, "family": job.family, "seed": job.seed, "preset": cfg.preset_name,
              "from_step": from_step, "step": res.step, "diverged": bool(res.diverged), "wall_time_s": res.wall_time_s,
@@ -327,7 +326,6 @@ def _run_table(cfg: TableConfig, evaluate_fn: Callable[..., Record] | None) -> T
     log = StateLog(os.path.join(cfg.runs_dir, STATE_FILE))
     adopted: dict[str, str] = {}
     if cfg.adopt:
-        from .adopt import adopt_checkpoints
 
         adopted = adopt_checkpoints(list(cfg.adopt), jobs, log, cfg.preset_name)
     evaluate_fn = evaluate_fn or evaluate
@@ -387,9 +385,7 @@ def _run_table(cfg: TableConfig, evaluate_fn: Callable[..., Record] | None) -> T
 def parse_table_sampling(items: list[str] | tuple[str, ...] | None) -> dict[str, dict[str, Any]]:
     """``["ebm:sample_steps=500", "diffusion:sampler=ddim,steps=50"]`` -> {family: options}: the
     sampler options each family's models are scored with (training is not affected)."""
-    from baselines.registry import FAMILIES
 
-    from ..errors import suggest
 
     out: dict[str, dict[str, Any]] = {}
     for item in items or ():
@@ -413,7 +409,6 @@ def parse_table_sampling(items: list[str] | tuple[str, ...] | None) -> dict[str,
 def check_table_sampling(cfg: TableConfig, families: list[str], info: Any) -> None:
     """Before any training: every ``--sampling`` family is in this table and takes those options
     (checked on an untrained model of its preset config)."""
-    from baselines.registry import family_module, get_preset
 
     for fam, opts in cfg.sampling.items():
         if fam not in families:
@@ -438,7 +433,6 @@ def _compact_history(history: list[dict[str, Any]]) -> list[dict[str, float]]:
 
 def _dataset_modes(cfg: TableConfig) -> Any:
     """The mixture modes of a 2-D dataset (None when it has none or cannot be loaded)."""
-    from ..data.registry import get_dataset
 
     try:
         return get_dataset(cfg.dataset, cfg.split).modes
@@ -451,7 +445,6 @@ def _load_model(job: Job, cfg: TableConfig) -> Any:
     family's ``--sampling`` options applied."""
     import warnings
 
-    from baselines.checkpoint import load_baseline
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a diverged checkpoint warns; the table reports it instead
@@ -508,7 +501,6 @@ def _remove_stale_grids(cfg: TableConfig, records: list[Record]) -> None:
 def _evaluate_job(job: Job, cfg: TableConfig, train: dict[str, Any], requested: list[str],
                   evaluate_fn: Callable[..., Record], kind: str, modes: Any) -> Record:
     """Score the job's checkpoint (or record why it has no metrics) and draw its sample grid."""
-    from ..protocol import likelihood_kind
 
     model = _load_model(job, cfg)  # sampler options before nfe_per_sample is read: it depends on them
     sampling = cfg.sampling.get(job.family) or {}
