@@ -60,7 +60,8 @@ K_PR = 3  # Kynkaanniemi et al. 2019
 K_DC = 5  # Naeem et al. 2020
 SUB_FRACTION = 0.8  # subsample size / M for the recall and coverage intervals
 HALF_K = 32  # generated neighbours kept for the subsample recall radii
-MAX_PAIRS = 50_000_000  # cap on stored (generated, real) pairs for the subsamples
+SURE = 20  # generated points reaching a reference point that make it covered in every subset
+MAX_PAIRS = 20_000_000  # cap on stored (generated, real) pairs for the subsamples
 
 
 @dataclass
@@ -128,7 +129,7 @@ def _exact_sq(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _tol2(sq_a: torch.Tensor, sq_b: torch.Tensor) -> torch.Tensor:
     # round-off bound of the matmul formula: entries closer than this to a radius are recomputed exactly
-    return (64 * torch.finfo(sq_a.dtype).eps) * (sq_a[:, None] + sq_b[None, :])
+    return (256 * torch.finfo(sq_a.dtype).eps) * (sq_a[:, None] + sq_b[None, :])
 
 
 def _inside(d2: torch.Tensor, r2: torch.Tensor, tol2: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *,
@@ -230,6 +231,8 @@ def prdc(
     recall_hit = torch.zeros(n_real, dtype=torch.bool, device=xr.device)
     covered = torch.zeros(n_real, dtype=torch.bool, device=xr.device)
     cov_pairs, rec_pairs = [], []  # (fake j, real i) in a D/C ball; (fake j, real i, sq. distance) within reach
+    cnt_cov = torch.zeros(n_real, dtype=torch.long, device=xr.device)
+    cnt_rec = torch.zeros(n_real, dtype=torch.long, device=xr.device)
     n_pairs = 0
     rows = _block_rows(n_real, xr.element_size(), max_bytes)
     for start in range(0, n_fake, rows):
@@ -243,14 +246,28 @@ def prdc(
         covered |= inside_dc.any(0)
         recall_hit |= _inside(d2, r2_fake_pr[sl], tol2, blk, xr, strict=False, radius_of_row=True).any(0)
         if use_sub:
-            jc, ic = inside_dc.nonzero(as_tuple=True)
-            jr, ir = (d2 <= r2_fake_max[sl, None].to(d2.dtype)).nonzero(as_tuple=True)
+            # pairs the subsets need; reference points already reached by SURE generated points
+            # (at the full-set radii) are covered in every subset and need none
+            cols = (cnt_cov < SURE).nonzero()[:, 0]  # only reference points not yet sure
+            jc, ic = inside_dc[:, cols].nonzero(as_tuple=True)
+            ic = cols[ic]
+            cnt_cov += torch.bincount(ic, minlength=n_real)
+            keep = cnt_cov[ic] < SURE
+            jc, ic = jc[keep], ic[keep]
+            cols = (cnt_rec < SURE).nonzero()[:, 0]
+            sub = d2[:, cols]
+            jr, ir = (sub <= r2_fake_max[sl, None].to(d2.dtype)).nonzero(as_tuple=True)
+            dr = sub[jr, ir]
+            ir = cols[ir]
+            cnt_rec += torch.bincount(ir[dr <= r2_fake_pr[jr + start].to(dr.dtype)], minlength=n_real)
+            keep = cnt_rec[ir] < SURE
+            jr, ir, dr = jr[keep], ir[keep], dr[keep]
             n_pairs += jc.numel() + jr.numel()
             if n_pairs > MAX_PAIRS:
                 use_sub, cov_pairs, rec_pairs = False, [], []
             else:
                 cov_pairs.append(torch.stack([jc + start, ic]))
-                rec_pairs.append((jr + start, ir, d2[jr, ir]))
+                rec_pairs.append((jr + start, ir, dr))
         del d2, tol2, inside_dc
 
     res = PRDC(
@@ -276,12 +293,19 @@ def prdc(
                else f"too few generated samples ({n_fake}) for subsamples" if replicates > 1 else "replicates <= 1")
         res.note = f"no interval for recall/coverage: {why}"
         return res
-    cov_j, cov_i = torch.cat(cov_pairs, 1) if cov_pairs else torch.zeros(2, 0, dtype=torch.long)
+    cov_j, cov_i = torch.cat(cov_pairs, 1)
     rec_j = torch.cat([p[0] for p in rec_pairs])
     rec_i = torch.cat([p[1] for p in rec_pairs])
     rec_d = torch.cat([p[2] for p in rec_pairs])
-    sd_rec, sd_cov = _subsample_sds(fake_d2, fake_i, k_pr, n_real, cov_j, cov_i, rec_j, rec_i, rec_d,
-                                      replicates=replicates, seed=seed)
+    # a reference point reached by >= SURE generated points at the full-set radii stays covered in
+    # every subset (radii only grow in a subset; P(none selected) <= 0.2^SURE): drop its pairs
+    sure_rec, sure_cov = cnt_rec >= SURE, cnt_cov >= SURE
+    keep = ~sure_rec[rec_i]
+    rec_j, rec_i, rec_d = rec_j[keep], rec_i[keep], rec_d[keep]
+    keep = ~sure_cov[cov_i]
+    cov_j, cov_i = cov_j[keep], cov_i[keep]
+    sd_rec, sd_cov = _subsample_sds(fake_d2, fake_i, k_pr, sure_rec, sure_cov, cov_j, cov_i, rec_j, rec_i, rec_d,
+                                    replicates=replicates, seed=seed)
     for name, s in (("recall", sd_rec), ("coverage", sd_cov)):
         v = getattr(res, name)
         res.intervals[name] = (max(0.0, v - z * s), min(1.0, v + z * s), s)
@@ -290,12 +314,13 @@ def prdc(
     return res
 
 
-def _subsample_sds(fake_d, fake_i, k_pr, n_real, cov_j, cov_i, rec_j, rec_i, rec_d, *, replicates: int,
-                     seed: int) -> tuple[float, float]:
+def _subsample_sds(fake_d, fake_i, k_pr, sure_rec, sure_cov, cov_j, cov_i, rec_j, rec_i, rec_d, *,
+                   replicates: int, seed: int) -> tuple[float, float]:
     """Std of recall and coverage over random subsets of the generated set (see the module docstring).
 
     ``fake_d``/``fake_i``: sorted squared distances and indices of each generated point's nearest
-    generated points; ``rec_d``: squared distances of the stored (generated, real) pairs."""
+    generated points; ``rec_d``: squared distances of the stored (generated, real) pairs;
+    ``sure_rec``/``sure_cov``: reference points covered in every subset (their pairs dropped)."""
     m = fake_d.shape[0]
     dev = fake_d.device
     g = torch.Generator().manual_seed(int(seed))
@@ -315,10 +340,10 @@ def _subsample_sds(fake_d, fake_i, k_pr, n_real, cov_j, cov_i, rec_j, rec_i, rec
         pos = torch.where(has, reach.float().argmax(1), torch.full_like(has, all_d.shape[1] - 1, dtype=torch.long))
         radius = all_d.gather(1, pos[:, None])[:, 0]
         hit = sel[rec_j] & (rec_d <= radius[rec_j])
-        r = torch.zeros(n_real, dtype=torch.bool, device=dev)
+        r = sure_rec.clone()
         r[rec_i[hit]] = True
         recs.append(float(r.double().mean()))
-        c = torch.zeros(n_real, dtype=torch.bool, device=dev)
+        c = sure_cov.clone()
         c[cov_i[sel[cov_j]]] = True
         covs.append(float(c.double().mean()))
     rt, ct = torch.tensor(recs, dtype=torch.float64), torch.tensor(covs, dtype=torch.float64)
