@@ -99,3 +99,24 @@ def test_block_triangle_sums_equal_full_kernel():
     full = mmd2_unbiased(polynomial_kernel(x, x), polynomial_kernel(x, y), polynomial_kernel(y, y))
     for blocks in (1, 2, 4, 7):
         assert kid_subset_value(x, y, blocks=blocks) == pytest.approx(full, rel=1e-12)
+
+
+def test_large_common_offset_keeps_float32_precision():
+    # float32 features with a common offset of 1e4: x.y ~ d 1e8 has no float32 digits left for the
+    # differences KID measures. The value must equal a float64 numpy computation on the same
+    # (float32-representable) values, with the same subsets.
+    d, size, subsets, seed = 16, 100, 5, 3
+    f1 = (_feats(200, d, 11, 0.3) + 1e4).float()
+    f2 = (_feats(180, d, 12) + 1e4).float()
+    x64, y64 = f1.double().numpy(), f2.double().numpy()
+    vals = []
+    for i1, i2 in kid_subset_indices(200, 180, subsets, size, seed):
+        a, b = x64[i1], y64[i2]
+        k = lambda u, v: (u @ v.T / d + 1) ** 3  # noqa: E731
+        kxx, kyy, kxy = k(a, a), k(b, b), k(a, b)
+        m = size
+        vals.append((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+                    - 2 * kxy.mean())
+    ours = kid(f1, f2, subsets=subsets, subset_size=size, seed=seed)
+    assert ours.value == pytest.approx(np.mean(vals), rel=1e-4)
+    assert ours.std == pytest.approx(np.std(vals), rel=1e-3)

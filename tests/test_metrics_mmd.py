@@ -60,8 +60,19 @@ def test_median_heuristic():
     assert len(pdist(z)) % 2 == 1  # 70 * 69 / 2 pairs: the median is one of them
     assert median_bandwidth(x, y) == pytest.approx(np.median(pdist(z)), rel=1e-12)
     mv = mmd_rbf(x, y)
-    assert mv.extra["bandwidth_rule"] == "median heuristic"
+    assert mv.extra["bandwidth_rule"] == "median heuristic on the reference set"
     assert mv.value == pytest.approx(mmd_rbf(x, y, bandwidth=mv.extra["bandwidth"]).value, rel=1e-12)
+
+
+def test_median_bandwidth_is_fixed_by_the_reference_set():
+    # every model scored against one reference gets the same kernel: the median of the
+    # reference's own pairwise distances, whatever the generated set
+    y = _gauss(31, 4, 1, 1.0)
+    ref_median = float(np.median(pdist(y.numpy())))  # 465 pairs: odd, the median is one of them
+    a = mmd_rbf(_gauss(40, 4, 0), y)
+    b = mmd_rbf(_gauss(25, 4, 5, 3.0, s=4.0), y)
+    assert a.extra["bandwidth"] == pytest.approx(ref_median, rel=1e-12)
+    assert b.extra["bandwidth"] == a.extra["bandwidth"]
 
 
 def test_permutation_p_values():

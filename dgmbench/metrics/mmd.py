@@ -1,8 +1,10 @@
 """Unbiased MMD^2 with a Gaussian (RBF) kernel, on features, raw pixels or 2-D points.
 
 k(x, y) = exp(-||x - y||^2 / (2 sigma^2)). The bandwidth sigma is given, or set by the
-median heuristic: sigma = median of the pairwise Euclidean distances of the pooled sample
-(the lower median for an even count of pairs; on a seeded random subset of at most ``median_max`` points). The estimate is
+median heuristic on the *reference* set only: sigma = median of the pairwise Euclidean
+distances of the reference points (the lower median for an even count of pairs; on a seeded
+random subset of at most ``median_max`` points). So every model scored against one reference
+is measured with the same kernel (a pooled median would give each model its own). The estimate is
 
     MMD^2_u = 1/(m(m-1)) sum_{i!=j} k(x_i,x_j) + 1/(n(n-1)) sum_{i!=j} k(y_i,y_j) - 2/(mn) sum_{i,j} k(x_i,y_j)
 
@@ -43,9 +45,10 @@ def _points(x, name: str) -> torch.Tensor:
     return x
 
 
-def median_bandwidth(x: torch.Tensor, y: torch.Tensor, *, seed: int = 0, median_max: int = 2000) -> float:
-    """Median pairwise Euclidean distance of the pooled sample (distinct pairs, seeded subset)."""
-    z = torch.cat([_points(x, "x"), _points(y, "y")])
+def median_bandwidth(*sets: torch.Tensor, seed: int = 0, median_max: int = 2000) -> float:
+    """Median pairwise Euclidean distance (distinct pairs, seeded subset) of the given sets pooled;
+    :func:`mmd_rbf` passes the reference set alone."""
+    z = torch.cat([_points(t, "points") for t in sets])
     if z.shape[0] > median_max:
         g = torch.Generator().manual_seed(int(seed))
         z = z[torch.randperm(z.shape[0], generator=g)[:median_max]]
@@ -101,14 +104,14 @@ def mmd_rbf(
     """Unbiased MMD^2 between ``x`` (generated, (m, ...)) and ``y`` (reference, (n, ...)).
 
     Inputs of any trailing shape are flattened. ``bandwidth`` is sigma of the RBF kernel
-    (median heuristic when None). ``permutations`` > 0 adds a permutation-test p-value.
+    (median heuristic on the reference ``y`` when None). ``permutations`` > 0 adds a permutation-test p-value.
     """
     x, y = _points(x, "generated samples"), _points(y, "reference samples")
     if x.shape[1] != y.shape[1]:
         raise DataError(f"MMD: dimensions differ ({x.shape[1]} vs {y.shape[1]})")
     m, n = x.shape[0], y.shape[0]
     heuristic = bandwidth is None
-    sigma = median_bandwidth(x, y, seed=seed) if heuristic else float(bandwidth)
+    sigma = median_bandwidth(y, seed=seed) if heuristic else float(bandwidth)
     if not sigma > 0 or not math.isfinite(sigma):
         raise DataError(f"MMD bandwidth must be a positive number, got {bandwidth}")
     rxx = _kernel_row_sums(x, x, sigma, same=True)
@@ -117,7 +120,7 @@ def mmd_rbf(
     rxy_y = _kernel_row_sums(y, x, sigma, same=False)
     value = _mmd_from_sums(rxx, ryy, rxy_x, m, n)
     std = math.sqrt(max(_variance(rxx, ryy, rxy_x, rxy_y, m, n), 0.0))
-    extra = {"bandwidth": sigma, "bandwidth_rule": "median heuristic" if heuristic else "given", "n_ref": n,
+    extra = {"bandwidth": sigma, "bandwidth_rule": "median heuristic on the reference set" if heuristic else "given", "n_ref": n,
              "kernel": "exp(-||x-y||^2 / (2 sigma^2))"}
     if permutations:
         extra.update(permutation_test(x, y, sigma, permutations=permutations, perm_max=perm_max, seed=seed))
