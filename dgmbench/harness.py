@@ -319,7 +319,7 @@ def evaluate(model_or_samples: Any, dataset: str | DataSplit, *, metrics: str | 
     samples path (.npz/.npy/.pt or an image folder), a checkpoint a registered loader
     recognises, or an import string ``package.module:factory`` (with ``checkpoint``). Other
     keyword arguments are :class:`EvalOptions` fields (``seed=1``, ``fid_bootstrap=0``,
-    ``prdc_k=5``, ``device="cpu"``...). Returns the Record (also appended to ``store``).
+    ``dc_k=5``, ``device="cpu"``...). Returns the Record (also appended to ``store``).
     """
     t0 = time.perf_counter()
     opts = EvalOptions.from_kwargs(options, **kw)

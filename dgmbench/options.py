@@ -64,10 +64,17 @@ class EvalOptions:
     # --- metric options (each group lists the ones it reads in dgmbench.metrics.registry)
     kid_subsets: int = _opt(100, "KID: number of subsets (default 100)", type=int, minimum=1)
     kid_subset_size: int | None = _opt(None, "KID: subset size (default min(1000, n // 2))", type=int, minimum=2)
-    fid_bootstrap: int = _opt(10, "bootstrap replicates for FID's interval (0: none)", type=int, minimum=0)
-    fid_inf: bool = _opt(False, "also report FID-infinity (1/N extrapolation) as fid_inf", type=bool)
-    prdc_k: int = _opt(3, "k of the k-NN manifolds (default 3)", type=int, minimum=1)
+    fid_interval: str = _opt("delta", "FID's interval: delta (delta method, default: costs one eigendecomposition), "
+                             "bootstrap (--fid-bootstrap replicates) or none", choices=("delta", "bootstrap", "none"))
+    fid_bootstrap: int = _opt(0, "bootstrap replicates for FID's interval (> 1 selects the bootstrap interval)",
+                              type=int, minimum=0)
+    fid_inf: bool = _opt(False, "also report FID-infinity (1/N extrapolation, subsets >= 2.4 d) as fid_inf", type=bool)
+    pr_k: int = _opt(3, "k of precision/recall's k-NN balls (Kynkaanniemi et al. 2019: 3)", type=int, minimum=1)
+    dc_k: int = _opt(5, "k of density/coverage's k-NN balls (Naeem et al. 2020: 5)", type=int, minimum=1)
+    prdc_interval: bool = _opt(True, "intervals for precision/recall/density/coverage", cli=False)
     is_splits: int = _opt(10, "IS: number of splits (default 10)", type=int, minimum=1, cli=False)
+    is_bootstrap: int = _opt(100, "IS: bootstrap resamples for its between-set interval (0: none)", type=int,
+                             minimum=0, cli=False)
     mmd_bandwidth: float | None = _opt(None, "RBF sigma (default: median heuristic)", type=float)
     mmd_permutations: int = _opt(0, "permutation-test p-value with this many permutations", type=int, minimum=0)
     mmd_on: str = _opt("features", "MMD on the extractor's features or the raw pixels/points",

@@ -10,7 +10,8 @@ Policies (each stated in the Record):
 - Cached features are named by (dataset, split) for registered datasets and by a content
   hash for anything else, plus ``subset-perm-seed0`` when subset.
 - KDE's bandwidth is chosen on a seed-0 subset of at most :data:`KDE_VAL_MAX` items of the
-  dataset's ``val`` split, else of ``train``, else of a seeded half of the scored split.
+  dataset's ``val`` split, else of ``train``, else of a seeded half of the scored split (then
+  only the other half is scored).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .data.registry import DATASETS, get_dataset
 from .errors import DataError, UsageError
 from .features.cache import CachedReference, cached_reference_features
 from .features.registry import feature_pass
+from .metrics.kde import kde_val_test_split
 
 KDE_VAL_MAX = 1000
 CUSTOM_PREFIXES = ("folder:", "npz:", "pt:")
@@ -172,16 +174,16 @@ class StatsFileReference:
         return CachedReference(key=None, path=None, hit=False, stats={outputs[0]: self.stats}, features={})
 
 
-def kde_validation(data: DataSplit, data_dir: str | None = None) -> tuple[torch.Tensor, str]:
-    """The items KDE's bandwidth is chosen on, and their description (module docstring)."""
+def kde_validation(data: DataSplit, data_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """(validation items KDE's bandwidth is chosen on, the items it scores, a description): the bandwidth
+    is never chosen on the points it then scores (module docstring)."""
     info = DATASETS.get(data.name)
     if info is not None and "val" in info.splits and data.split != "val":
         va = get_dataset(data.name, "val")
-        return va.subset(min(KDE_VAL_MAX, len(va)), seed=0).data, f"{data.name}:val (seed-0 subset)"
+        return va.subset(min(KDE_VAL_MAX, len(va)), seed=0).data, data.data, f"{data.name}:val (seed-0 subset)"
     if info is not None and "train" in info.splits and data.split != "train":
         tr = load_split(data.name, "train", data_dir)
-        return tr.subset(min(KDE_VAL_MAX, len(tr)), seed=0).data, f"{data.name}:train (seed-0 subset)"
-    # no separate split: a seeded half of the scored split validates, the rest is scored too
-    g = torch.Generator().manual_seed(0)
-    idx = torch.randperm(len(data), generator=g)[: max(1, len(data) // 2)]
-    return data.data[idx], f"{data.name}:{data.split} (seed-0 half; no validation split)"
+        return tr.subset(min(KDE_VAL_MAX, len(tr)), seed=0).data, data.data, f"{data.name}:train (seed-0 subset)"
+    # no separate split: a seeded half of the scored split validates, the other half is scored
+    val, test = kde_val_test_split(data.data, seed=0)
+    return val, test, f"{data.name}:{data.split} (seed-0 half validates, the other half is scored)"

@@ -13,6 +13,7 @@ import warnings
 
 import torch
 
+from ..errors import DataError
 from ..protocol import SamplesModel, likelihood_kind
 from ..reference import kde_validation
 from ..results import MetricValue
@@ -42,17 +43,20 @@ def fid(ctx: MetricContext) -> list[MetricValue]:
     ref_stats = ctx.main_reference().stats[fo]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if o.fid_bootstrap > 1:
+        if fo in ctx.features:
             mv = fid_from_features(ctx.features[fo], ref_stats, bootstrap=o.fid_bootstrap, seed=ctx.seed,
-                                   stats_gen=ctx.stats[fo], **ctx.prov())
-        else:
+                                   interval=o.fid_interval, stats_gen=ctx.stats[fo], **ctx.prov())
+        else:  # interval "none": the streaming statistics suffice
             mv = fid_from_stats(ctx.stats[fo], ref_stats, **ctx.prov())
     for w in caught:
         warnings.warn(str(w.message), stacklevel=2)
     mv.extra["n_ref"] = ctx.n_ref
     out = [mv]
     if o.fid_inf:
-        out.append(fid_infinity(ctx.features[fo], ref_stats, seed=ctx.seed, **ctx.prov(ext)))
+        try:
+            out.append(fid_infinity(ctx.features[fo], ref_stats, seed=ctx.seed, **ctx.prov(ext)))
+        except DataError as e:  # too few samples for subsets of >= 2.4 d: say so instead of failing the run
+            out.append(MetricValue(name="fid_inf", value=None, n=ctx.n, note=str(e), **ctx.prov(ext)))
     return out
 
 
@@ -76,7 +80,9 @@ def kid(ctx: MetricContext) -> list[MetricValue]:
 def prdc(ctx: MetricContext) -> list[MetricValue]:
     """Precision, recall, density and coverage with k-NN balls of the reference features."""
     fo = ctx.extractor.feature_output
-    res = prdc_kernel(ctx.main_reference().features[fo], ctx.features[fo], k=ctx.options.prdc_k, device=ctx.device)
+    o = ctx.options
+    res = prdc_kernel(ctx.main_reference().features[fo], ctx.features[fo], k_pr=o.pr_k, k_dc=o.dc_k, device=ctx.device,
+                      interval=o.prdc_interval, seed=ctx.seed)
     return list(res.metric_values(**ctx.prov()))
 
 
@@ -87,7 +93,8 @@ def inception_score(ctx: MetricContext) -> list[MetricValue]:
         return [inception_score_unavailable("no extractor with class logits", n=ctx.n)]
     lo = getattr(ext, "logits_output", None)
     if lo:
-        return [is_kernel(ctx.features[lo], splits=ctx.options.is_splits, seed=ctx.seed, **ctx.prov())]
+        o = ctx.options
+        return [is_kernel(ctx.features[lo], splits=o.is_splits, bootstrap=o.is_bootstrap, seed=ctx.seed, **ctx.prov())]
     note = MISSING_WEIGHTS_NOTE if ext.name == "inception" else f"the '{ext.name}' extractor has no class logits"
     return [inception_score_unavailable(note, n=ctx.n, **ctx.prov())]
 
@@ -117,11 +124,10 @@ def mmd(ctx: MetricContext) -> list[MetricValue]:
 def kde(ctx: MetricContext) -> list[MetricValue]:
     """Parzen-window log-likelihood of the scored split (bandwidth chosen on a validation split)."""
     o = ctx.options
-    test = ctx.data.data
-    val, val_desc = kde_validation(ctx.data, ctx.data_dir)
+    val, test, val_desc = kde_validation(ctx.data, ctx.data_dir)
     if test.shape[0] > o.kde_max_test:
         test = test[torch.randperm(test.shape[0], generator=torch.Generator().manual_seed(ctx.seed))[: o.kde_max_test]]
-    res = kde_log_likelihood(ctx.raw, val, test, grid=o.kde_grid)
+    res = kde_log_likelihood(ctx.raw, val, test, grid=o.kde_grid, seed=ctx.seed)
     out = kde_metric_values(res, eight_bit=ctx.is_image, extractor="raw")
     for mv in out:
         mv.extra["validation"] = val_desc
@@ -165,11 +171,11 @@ def clip_score(ctx: MetricContext) -> list[MetricValue]:
 def clip_fd(ctx: MetricContext) -> list[MetricValue]:
     """Frechet distance of CLIP image embeddings (bootstrap interval as FID's)."""
     o, prov = ctx.options, ctx.prov(ctx.clip)
-    cref = ctx.reference.features(ctx.clip, ["clip"], keep_features=o.fid_bootstrap > 1)
-    if o.fid_bootstrap > 1:
-        return [clip_fd_kernel(ctx.clip_embeddings, cref.stats["clip"], bootstrap=o.fid_bootstrap, seed=ctx.seed,
-                               **prov)]
-    return [fid_from_stats(stats_from_features(ctx.clip_embeddings), cref.stats["clip"], name="clip_fd", **prov)]
+    cref = ctx.reference.features(ctx.clip, ["clip"], keep_features=False)
+    if o.fid_interval == "none" and o.fid_bootstrap <= 1:
+        return [fid_from_stats(stats_from_features(ctx.clip_embeddings), cref.stats["clip"], name="clip_fd", **prov)]
+    return [clip_fd_kernel(ctx.clip_embeddings, cref.stats["clip"], bootstrap=o.fid_bootstrap, seed=ctx.seed,
+                           interval=o.fid_interval, **prov)]
 
 
 def cmmd(ctx: MetricContext) -> list[MetricValue]:

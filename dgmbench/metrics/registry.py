@@ -186,7 +186,7 @@ _PTS = frozenset({POINTS})
 
 
 def _fid_needs(o: Any) -> frozenset[str]:
-    keep = o.fid_bootstrap > 1 or o.fid_inf
+    keep = o.fid_bootstrap > 1 or o.fid_inf or o.fid_interval != "none"
     return frozenset({"feature_stats", "reference_stats"} | ({"features"} if keep else set()))
 
 
@@ -201,7 +201,7 @@ def _spec(name: str, hib: bool, unit: str, label: str, tol: Tolerance) -> Metric
 for _g in (
     MetricGroup("fid", (_spec("fid", False, "", "FID", Tolerance(rel=0.05, unc=2.0)),
                         _spec("fid_inf", False, "", "FID-infinity (1/N extrapolation)", Tolerance(rel=0.05, unc=2.0))),
-                _A + "fid", _fid_needs, _BOTH, _IMG, _IMG, options=("fid_bootstrap", "fid_inf"),
+                _A + "fid", _fid_needs, _BOTH, _IMG, _IMG, options=("fid_interval", "fid_bootstrap", "fid_inf"),
                 description="Frechet distance of the extractor's features (fid_inf with --fid-inf)"),
     MetricGroup("kid", (_spec("kid", False, "", "KID", Tolerance(abs=5e-4, rel=0.10, unc=2.0)),),
                 _A + "kid", frozenset({"features", "reference_features"}), _BOTH, _IMG,
@@ -211,9 +211,10 @@ for _g in (
                          _spec("density", True, "", "density", Tolerance(abs=0.05, unc=2.0)),
                          _spec("coverage", True, "fraction", "coverage", Tolerance(abs=0.02, unc=2.0))),
                 _A + "prdc", frozenset({"features", "reference_features"}), _BOTH, _IMG, _IMG, aliases=("pr",),
-                options=("prdc_k",), description="k-NN precision, recall, density, coverage"),
+                options=("pr_k", "dc_k", "prdc_interval"),
+                description="k-NN precision, recall (k=3), density, coverage (k=5, strict <)"),
     MetricGroup("is", (_spec("is", True, "", "Inception Score", Tolerance(rel=0.05, unc=2.0)),),
-                _A + "inception_score", frozenset({"logits"}), _IMG, options=("is_splits",),
+                _A + "inception_score", frozenset({"logits"}), _IMG, options=("is_splits", "is_bootstrap"),
                 compares_with_reference=False, description="Inception Score of the extractor's class logits"),
     MetricGroup("mmd", (_spec("mmd", False, "", "MMD^2 (unbiased, RBF)", Tolerance(abs=5e-4, rel=0.10, unc=2.0)),),
                 _A + "mmd", _mmd_needs, _BOTH, _PTS, _PTS,
