@@ -222,6 +222,8 @@ def atomic_writer(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_writer`)."""
+    if not isinstance(text, str):
+        raise TypeError(f"atomic_write_text takes a str, got {type(text).__name__}")
     with atomic_writer(path, "wb") as f:
         f.write(text.encode("utf-8"))
 

@@ -550,7 +550,7 @@ def test_eval_code_version_hashes_the_scoring_modules_only(tmp_path):
     from dgmbench.table.runner import eval_code_version
 
     pkg = tmp_path / "dgmbench"
-    counted = ["evaluate.py", "sampling.py", "reference.py", "options.py", "protocol.py", "units.py",
+    counted = ["harness.py", "sampling.py", "reference.py", "options.py", "devices.py", "protocol.py", "units.py",
                "validation.py", "results.py", "metrics/registry.py", "metrics/fid.py", "features/inception.py",
                "data/registry.py", "assets/classifier/w.bin"]
     ignored = ["cli.py", "commands/score.py", "report/html.py", "table/runner.py", "metrics/sub/deep.py"]
