@@ -58,7 +58,7 @@ from .errors import DataError, UsageError, suggest
 from .metrics.registry import METRICS, default_tolerance
 from .metrics.speed import measure_speed_reference
 from .metrics.tolerance import Tolerance
-from .results import MetricValue, Record, atomic_write_text, git_revision
+from .results import MetricValue, Record, atomic_write_text, git_revision, mean_std
 
 FORMAT_VERSION = 2
 OLDEST_READABLE_VERSION = 1
@@ -395,9 +395,7 @@ def observe(records: Iterable[Record]) -> dict[tuple[str, str, str, str], Observ
                         vals = [float(mv.value) for _, mv in pairs]
                 else:
                     vals = [float(mv.value) for _, mv in pairs]
-                mean = sum(vals) / len(vals)
-                obs.value = mean
-                obs.std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
+                obs.value, obs.std = mean_std(vals)
                 obs.ci_low = obs.ci_high = None
             if len({mv.n for _, mv in pairs}) > 1:
                 obs.note = "different n across seeds"

@@ -234,6 +234,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         f.write(data)
 
 
+def mean_std(values: Iterable[float]) -> tuple[float | None, float | None]:
+    """Mean and sample std (ddof = 1) of values over seeds: (None, None) for none, (x, None) for one.
+    The one aggregation of per-seed values that the leaderboards, stars and regress use."""
+    v = [float(x) for x in values]
+    if not v:
+        return None, None
+    mean = sum(v) / len(v)
+    if len(v) < 2:
+        return mean, None
+    return mean, math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1))
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     """Hex sha256 of a file's bytes, read in 1 MiB chunks (no memo: a file rewritten in place is re-read)."""
     h = hashlib.sha256()

@@ -68,7 +68,7 @@ import torch
 from PIL import Image
 
 from ..errors import UsageError, WeightsMissingError
-from ..results import atomic_write_text
+from ..results import atomic_write_text, sha256_file
 from ..units import to_uint8
 from .cache import atomic_torch_save, dgmbench_home
 
@@ -110,11 +110,7 @@ def file_sha256(path: str | os.PathLike) -> str:
     st = os.stat(path)
     memo_key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
     if memo_key not in _SHA_MEMO:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _SHA_MEMO[memo_key] = h.hexdigest()
+        _SHA_MEMO[memo_key] = sha256_file(path)
     return _SHA_MEMO[memo_key]
 
 
