@@ -202,6 +202,29 @@ def truncated(path: Path, obj) -> None:
     path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
 
 
+def store_intact(t: Path) -> None:
+    """The results store still holds exactly the one record written before, and no torn line."""
+    from dgmbench.results import RecordStore
+
+    assert (t / "r.jsonl").read_text().count("\n") == 1
+    assert [r.model for r in RecordStore(t / "r.jsonl").load()] == ["m"]
+
+
+def table_state_intact(t: Path) -> None:
+    """The table's state log loads, every checkpoint under runs/ is a complete dgmbench checkpoint
+    (a kill can leave only a '.tmp-*' file, never half a checkpoint), and the leaderboard folder
+    holds only what it held before."""
+    from baselines.checkpoint import checkpoint_kind
+    from dgmbench.table.runner import STATE_FILE, StateLog
+
+    if (t / "runs" / STATE_FILE).exists():
+        StateLog(str(t / "runs" / STATE_FILE)).events()
+    for p in (t / "runs").rglob("*.pt"):
+        if not p.name.startswith(".tmp-"):
+            assert checkpoint_kind(str(p)) == "dgmbench", p
+    assert sorted(x.name for x in (t / "lb").iterdir()) == ["other.md"]
+
+
 # ----------------------------------------------------------------------------- the table
 
 @dataclass(frozen=True)
@@ -220,6 +243,7 @@ class Case:
     subprocess: bool = False
     signal: int | None = None  # send it once the command is under way (subprocess)
     changes: tuple[str, ...] = ()  # files the command may create or change (relative to {t})
+    check: Callable[[Path], None] | None = None  # more checks of the disk afterwards
 
 
 def S(*extra: str) -> tuple[str, ...]:
@@ -445,12 +469,13 @@ CASES: list[Case] = [
          lambda t, m: torch_file(t / "r.jsonl", torch.zeros(10))),
     Case("regress-current-non-utf8", RESULTS, "regress --current non-UTF-8", ("regress", "--baseline", "{t}/b.json",
                                                                              "--current", "{t}/r.jsonl"), 3,
-         "r.jsonl:2:", lambda t, m: (baseline(t / "b.json"), store(t / "r.jsonl", record_line(), b"\xff\xfe"))),
+         "r.jsonl:2:1: not UTF-8 text (byte 0xff)",
+         lambda t, m: (baseline(t / "b.json"), store(t / "r.jsonl", record_line(), b"\xff\xfe"))),
     Case("regress-current-garbage", RESULTS, "regress --current with a non-JSON line",
          ("regress", "--baseline", "{t}/b.json", "--current", "{t}/r.jsonl"), 3, "r.jsonl:2:1: not a JSON record",
          lambda t, m: (baseline(t / "b.json"), store(t / "r.jsonl", record_line(), "<<<<<<< HEAD"))),
     Case("regress-current-bad-json-list", RESULTS, "regress --current a broken JSON list",
-         ("regress", "--baseline", "{t}/b.json", "--current", "{t}/r.json"), 3, "r.json:1:",
+         ("regress", "--baseline", "{t}/b.json", "--current", "{t}/r.json"), 3, "r.json:1:12 is not valid JSON",
          lambda t, m: (baseline(t / "b.json"), (t / "r.json").write_text("[{\"model\": "))),
     Case("report-non-utf8", RESULTS, "report --records non-UTF-8", ("report", "--records", "{t}/r.jsonl", "--out",
                                                                    "{t}/rep"), 3, "r.jsonl:1: not UTF-8 text",
@@ -460,7 +485,7 @@ CASES: list[Case] = [
          "r.jsonl:1:1: not a JSON record", lambda t, m: store(t / "r.jsonl", "garbage", record_line())),
     # --- the regression gate fails closed (exit 3)
     Case("baseline-nan", GATE, "baseline value NaN", ("regress", "--baseline", "{t}/b.json", "--current",
-                                                      "{t}/r.jsonl"), 3, "fid",
+                                                      "{t}/r.jsonl"), 3, "value must be a finite number, got nan",
          lambda t, m: (baseline_text(t / "b.json", json.dumps({"format_version": 2, "entries": [
              {"model": "m", "dataset": "digits", "split": "test", "metric": "fid", "value": float("nan"),
               "higher_is_better": False, "tolerance": {}}]})), store(t / "r.jsonl", record_line()))),
@@ -475,7 +500,7 @@ CASES: list[Case] = [
                                                                   "{t}/r.jsonl"), 3, "not valid JSON (line 1",
          lambda t, m: (baseline_text(t / "b.json", "fid: 10"), store(t / "r.jsonl", record_line()))),
     Case("baseline-non-utf8", GATE, "baseline that is not UTF-8", ("regress", "--baseline", "{t}/b.json",
-                                                                   "--current", "{t}/r.jsonl"), 3, "b.json",
+                                                                   "--current", "{t}/r.jsonl"), 3, "is not a UTF-8 text file",
          lambda t, m: ((t / "b.json").write_bytes(b"\xff\xfe{}"), store(t / "r.jsonl", record_line()))),
     Case("regression", GATE, "FID 10 -> 200 (a real regression)", ("regress", "--baseline", "{t}/b.json", "--current",
                                                                     "{t}/r.jsonl"), 1, "REGRESSED",
@@ -484,20 +509,21 @@ CASES: list[Case] = [
     Case("sigint-score", SIGNALS, "Ctrl-C (SIGINT) during score sampling", S("--model", "{m}:slow", "--store",
                                                                              "{t}/r.jsonl", "-n", "2000"), 130,
          "interrupted; finished work is kept", both(Z, lambda t, m: store(t / "r.jsonl", record_line())),
-         subprocess=True, signal=signal.SIGINT),
+         subprocess=True, signal=signal.SIGINT, check=store_intact),
     Case("sigkill-score", SIGNALS, "SIGKILL during score sampling", S("--model", "{m}:slow", "--store", "{t}/r.jsonl",
                                                                       "-n", "2000"), -9, "",
-         both(Z, lambda t, m: store(t / "r.jsonl", record_line())), subprocess=True, signal=signal.SIGKILL),
+         both(Z, lambda t, m: store(t / "r.jsonl", record_line())), subprocess=True, signal=signal.SIGKILL,
+         check=store_intact),
     Case("sigint-table", SIGNALS, "Ctrl-C (SIGINT) during table (training)",
          ("table", "--dataset", "digits", "--preset", "digits-tiny", "--families", "vae", "--seeds", "1", "--steps",
           "100000", "-n", "20", "--out", "{t}/lb", "--runs-dir", "{t}/runs", "--threads", "1", "--no-progress"), 130,
          "interrupted; finished work is kept", lambda t, m: ((t / "lb").mkdir(), (t / "lb" / "other.md").write_text("x")),
-         subprocess=True, signal=signal.SIGINT, changes=("runs",)),
+         subprocess=True, signal=signal.SIGINT, changes=("runs",), check=table_state_intact),
     Case("sigkill-table", SIGNALS, "SIGKILL during table (training)",
          ("table", "--dataset", "digits", "--preset", "digits-tiny", "--families", "vae", "--seeds", "1", "--steps",
           "100000", "-n", "20", "--out", "{t}/lb", "--runs-dir", "{t}/runs", "--threads", "1", "--no-progress"), -9,
          "", lambda t, m: ((t / "lb").mkdir(), (t / "lb" / "other.md").write_text("x")),
-         subprocess=True, signal=signal.SIGKILL, changes=("runs",)),
+         subprocess=True, signal=signal.SIGKILL, changes=("runs",), check=table_state_intact),
 ]
 
 
@@ -577,6 +603,8 @@ def run_case(case: Case, t: Path, capsys, monkeypatch) -> tuple[int, str, str]:
         assert after.get(rel) == digest, f"{rel} was changed or removed"
     new = [rel for rel in after if rel not in before and not rel.startswith(allowed)]
     assert not new, f"files written by a failing command: {new}"
+    if case.check is not None:
+        case.check(t)
     return rc, out, err
 
 
@@ -602,16 +630,6 @@ def test_hostile_input(case: Case, tmp_path, capsys, monkeypatch):
     lines = [line for line in err.splitlines() if line.startswith(f"dgmbench {cmd}: {kind}")]
     assert len(lines) == 1, f"expected one '{kind}' line, got: {err!r}"
     assert case.message in lines[0], f"{case.message!r} not in {lines[0]!r}"
-
-
-def test_killed_score_keeps_the_store(tmp_path, capsys, monkeypatch):
-    """After SIGKILL of score the store still loads with its one record (no torn line, nothing lost)."""
-    from dgmbench.results import RecordStore
-
-    case = next(c for c in CASES if c.id == "sigkill-score")
-    rc, _, _ = run_case(case, tmp_path, capsys, monkeypatch)
-    assert rc == -9
-    assert [r.model for r in RecordStore(tmp_path / "r.jsonl").load()] == ["m"]
 
 
 # ----------------------------------------------------------------------------- --debug
@@ -644,7 +662,7 @@ def render_table() -> str:
                 "|---|---|---|---|"]
         for c in (c for c in CASES if c.bullet == bullet):
             cmd = " ".join(a if a else "''" for a in c.argv[:1]) + (" (subprocess)" if c.subprocess else "")
-            msg = f"`{c.message}`" if c.message else "(nothing: killed; the store and state log still load)"
+            msg = f"`{c.message}`" if c.message else "(nothing: killed; the store, state log and checkpoints still load)"
             out.append(f"| {c.input.replace('|', '/')} | `{cmd}` | {c.code} | {msg.replace('|', '/')} |")
         out.append("")
     out.append(END)
