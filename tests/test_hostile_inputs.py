@@ -632,6 +632,22 @@ def test_hostile_input(case: Case, tmp_path, capsys, monkeypatch):
     assert case.message in lines[0], f"{case.message!r} not in {lines[0]!r}"
 
 
+def test_evaluate_checks_the_store_before_sampling(tmp_path):
+    """The Python API refuses an unwritable store before the model is sampled (its sample() would raise)."""
+    from dgmbench import evaluate
+    from dgmbench.errors import UsageError
+
+    class Exploding:
+        data_shape, num_classes, nfe_per_sample = (1, 8, 8), None, 1.0
+
+        def sample(self, n, *, generator=None, labels=None):
+            raise AssertionError("sampled before the store was checked")
+
+    (tmp_path / "out").mkdir()
+    with pytest.raises(UsageError, match="is a folder"):
+        evaluate(Exploding(), "digits", metrics="mmd", n=20, extractor="raw", store=tmp_path / "out", progress=False)
+
+
 # ----------------------------------------------------------------------------- --debug
 
 @pytest.mark.parametrize("how", ["flag", "env"])
