@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import traceback
+import warnings
 
 from .errors import EXIT_OK, DgmbenchError
 
@@ -66,6 +67,14 @@ def debug_enabled(args: argparse.Namespace | None = None) -> bool:
     return env or bool(getattr(args, "debug", False))
 
 
+def _one_line_warning(command: str):
+    """A ``warnings.showwarning`` that prints ``dgmbench CMD: warning: message`` (one line, no source)."""
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split())
+        print(f"dgmbench {command}: warning: {text}", file=file or sys.stderr)
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; errors are one line ``dgmbench CMD: error: ...`` and their exit code.
 
@@ -79,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_OK
     try:
-        rc = args.func(args)
+        with warnings.catch_warnings():
+            if not debug_enabled(args) and warnings.showwarning is getattr(warnings, "_showwarning_orig", None):
+                warnings.showwarning = _one_line_warning(args.command)  # not when a caller records warnings
+            rc = args.func(args)
     except DgmbenchError as e:
         if debug_enabled(args):
             traceback.print_exception(e)

@@ -457,6 +457,10 @@ CASES: list[Case] = [
                                   "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")]),
          env={"DGMBENCH_DATA_DIR": "{t}/data", "DGMBENCH_HOME": "{t}/home", "DGMBENCH_MIRROR": "http://127.0.0.1:9/"},
          changes=("home",)),
+    Case("home-is-a-file", DATA, "DGMBENCH_HOME is a file (the cache cannot be written)",
+         S("--samples", "{t}/gen.npz"), 0, "could not write the reference cache file",
+         both(G, lambda t, m: (t / "home").write_text("not a folder")), env={"DGMBENCH_HOME": "{t}/home"},
+         subprocess=True),
     # --- results files (exit 3, naming the file and line)
     Case("stats-non-utf8", RESULTS, "stats on a non-UTF-8 results file", ("stats", "{t}/r.jsonl"), 3,
          "r.jsonl:2: not UTF-8 text", lambda t, m: store(t / "r.jsonl", record_line(), b"\xff\xfe garbage")),
