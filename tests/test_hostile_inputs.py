@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -74,8 +75,8 @@ class M:
             open(os.environ["HOSTILE_STARTED"], "w").close()
             time.sleep(0.5)
         return {"nan": lambda: x.masked_fill(x > 0.5, float("nan")), "inf": lambda: x / 0.0,
-                "shape": lambda: torch.rand(n, 3, 5, 5), "range": lambda: x * 255.0, "list": lambda: x.tolist(),
-                "count": lambda: x[: max(n - 1, 1)], "half": lambda: x.half(), "int": lambda: (x * 255).long()
+                "shape": lambda: torch.rand(n, 3, 5, 5), "outofrange": lambda: x * 255.0, "aslist": lambda: x.tolist(),
+                "count": lambda: x[: max(n - 1, 1)], "int64": lambda: (x * 255).long()
                 }.get(self.mode, lambda: x)()
 
     def log_likelihood(self, x):
@@ -110,8 +111,8 @@ def factory_int():
 def no_shape():
     return NoShape()
 '''
-ZOO_FACTORIES = {m: f"lambda: make('{m}')" for m in ("ok", "oom", "exit", "nan", "inf", "shape", "range", "list",
-                                                       "count", "half", "int", "slow")}
+ZOO_FACTORIES = {m: f"lambda: make('{m}')" for m in ("ok", "oom", "exit", "nan", "inf", "shape", "outofrange",
+                                                       "aslist", "count", "int64", "slow")}
 
 
 class Payload:
@@ -266,30 +267,31 @@ def both(*fns):
     return run
 
 
-USAGE, MODEL, DATA, RESULTS, GATE, DISK, SAFE, SIGNALS = (
+USAGE, MODEL, DATA, RESULTS, GATE, DISK, SAFE, SIGNALS, CACHE = (
     "usage errors (exit 2)", "the user's model and factory (exit 3)", "sample files and folders (exit 3)",
     "results files (exit 3)", "the regression gate (exit 3)", "output paths (exit 2, checked before computing)",
-    "checkpoints never run code (exit 3)", "interrupted runs")
+    "checkpoints never run code (exit 3)", "interrupted runs", "the cache (warns and continues)")
 
 CASES: list[Case] = [
     # --- usage (exit 2): bad option values are refused before anything runs
     Case("prdc-k-0", USAGE, "--prdc-k 0", S("--samples", "{t}/gen.npz", "--prdc-k", "0"), 2,
          "prdc_k (--prdc-k) must be at least 1", G),
     Case("kid-subsets-0", USAGE, "--kid-subsets 0", S("--samples", "{t}/gen.npz", "--kid-subsets", "0"), 2,
-         "--kid-subsets", G),
+         "kid_subsets (--kid-subsets) must be at least 1, got 0", G),
     Case("fid-bootstrap-neg", USAGE, "--fid-bootstrap -3", S("--samples", "{t}/gen.npz", "--fid-bootstrap=-3"), 2,
-         "--fid-bootstrap", G),
+         "fid_bootstrap (--fid-bootstrap) must be at least 0, got -3", G),
     Case("mmd-permutations-neg", USAGE, "--mmd-permutations -5", S("--samples", "{t}/gen.npz", "--mmd-permutations=-5"),
-         2, "--mmd-permutations", G),
+         2, "mmd_permutations (--mmd-permutations) must be at least 0, got -5", G),
     Case("device-banana", USAGE, "--device banana", S("--samples", "{t}/gen.npz", "--device", "banana"), 2,
-         "banana", G),
+         "unknown device 'banana'", G),
     Case("metrics-empty", USAGE, "--metrics ''", (*SCORE[:-2], "--samples", "{t}/gen.npz", "--metrics", ""), 2,
-         "metric", G),
+         "no metrics were requested", G),
     Case("metrics-unknown", USAGE, "--metrics fdi (a typo)", (*SCORE[:-2], "--samples", "{t}/gen.npz", "--metrics",
                                                               "fdi"), 2, "did you mean 'fid'", G),
     Case("n-zero", USAGE, "-n 0", (*SCORE, "--samples", "{t}/gen.npz", "-n", "0"), 2, "-n must be positive", G),
     Case("dataset-unknown", USAGE, "--dataset mnits (a typo)", ("score", "--samples", "{t}/gen.npz", "--dataset",
-                                                               "mnits", "--no-progress"), 2, "mnist", G),
+                                                               "mnits", "--no-progress"), 2,
+         "unknown dataset 'mnits'; did you mean 'mnist'", G),
     Case("checkpoint-without-model", USAGE, "--checkpoint with --samples", S("--samples", "{t}/gen.npz",
                                                                              "--checkpoint", "{t}/gen.npz"), 2,
          "--checkpoint goes with --model", G),
@@ -298,7 +300,8 @@ CASES: list[Case] = [
     Case("model-spec-no-colon", USAGE, "--model not_a_spec (no file, no colon)", S("--model", "not_a_spec"), 2,
          "must look like 'package.module:factory'"),
     Case("sampling-steps-abc", USAGE, "--sampling steps=abc (the model rejects the value)",
-         S("--model", "{m}:ok", "--sampling", "steps=abc"), 2, "--sampling steps=abc", Z),
+         S("--model", "{m}:ok", "--sampling", "steps=abc"), 2,
+         "--sampling steps=abc: zoo-ok rejects it (ValueError: invalid literal for int()", Z),
     Case("sampling-no-equals", USAGE, "--sampling steps (no value)", S("--model", "{m}:ok", "--sampling", "steps"), 2,
          "key=value", Z),
     Case("sampling-unknown-key", USAGE, "--sampling warp=9 (unknown option)", S("--model", "{m}:ok", "--sampling",
@@ -320,24 +323,24 @@ CASES: list[Case] = [
          "-n must be at least 2"),
     # --- output paths (exit 2) are checked before any computation
     Case("store-is-dir", DISK, "score --store DIR (a folder)", S("--samples", "{t}/gen.npz", "--store", "{t}/out"),
-         2, "--store", both(G, lambda t, m: (t / "out").mkdir())),
+         2, "is a folder; give a file path", both(G, lambda t, m: (t / "out").mkdir())),
     Case("store-under-file", DISK, "score --store FILE/x.jsonl (parent is a file)",
          S("--samples", "{t}/gen.npz", "--store", "{t}/gen.npz/x.jsonl"), 2, "is a file, not a folder", G),
     Case("ref-stats-out-dir", DISK, "ref-stats --out DIR (a folder)", ("ref-stats", "--dataset", "digits",
                                                                        "--extractor", "raw", "--out", "{t}/out"), 2,
-         "--out", lambda t, m: (t / "out").mkdir()),
+         "is a folder; give a file path", lambda t, m: (t / "out").mkdir()),
     Case("table-out-file", DISK, "table --out FILE (a file)", ("table", "--out", "{t}/lb", "--runs-dir", "{t}/runs",
                                                                "--families", "vae", "--seeds", "1"), 2,
-         "--out", lambda t, m: (t / "lb").write_text("keep me")),
+         "is a file; give a folder", lambda t, m: (t / "lb").write_text("keep me")),
     Case("table-runs-dir-under-file", DISK, "table --runs-dir FILE/sub", ("table", "--out", "{t}/lb", "--runs-dir",
                                                                            "{t}/f/sub", "--families", "vae"), 2,
-         "--runs-dir", lambda t, m: (t / "f").write_text("keep me")),
+         "cannot be created", lambda t, m: (t / "f").write_text("keep me")),
     Case("report-out-file", DISK, "report --out FILE (a file)", ("report", "--records", "{t}/r.jsonl", "--out",
-                                                                 "{t}/rep"), 2, "--out",
+                                                                 "{t}/rep"), 2, "is a file; give a folder",
          lambda t, m: (store(t / "r.jsonl", record_line()), (t / "rep").write_text("keep me"))),
     Case("baseline-update-dir", DISK, "regress --update --baseline DIR", ("regress", "--baseline", "{t}/b",
                                                                           "--current", "{t}/r.jsonl", "--update"), 2,
-         "--baseline", lambda t, m: (store(t / "r.jsonl", record_line()), (t / "b").mkdir())),
+         "is a folder; give a file path", lambda t, m: (store(t / "r.jsonl", record_line()), (t / "b").mkdir())),
     Case("baseline-update-under-file", DISK, "regress --update --baseline FILE/b.json",
          ("regress", "--baseline", "{t}/r.jsonl/b.json", "--current", "{t}/r.jsonl", "--update"), 2,
          "is a file, not a folder", lambda t, m: store(t / "r.jsonl", record_line())),
@@ -369,16 +372,17 @@ CASES: list[Case] = [
          "neither sample() nor __call__", Z),
     Case("sample-no-data-shape", MODEL, "model has sample() but no data_shape", S("--model", "{m}:no_shape"), 3,
          "has sample() but no 'data_shape' attribute", Z),
-    Case("sample-nan", MODEL, "model samples NaN", S("--model", "{m}:nan"), 3, "NaN", Z),
+    Case("sample-nan", MODEL, "model samples NaN", S("--model", "{m}:nan"), 3, "20 of 20 samples contain NaN or Inf", Z),
     Case("sample-inf", MODEL, "model samples Inf", S("--model", "{m}:inf"), 3, "1280 Inf values", Z),
-    Case("sample-shape", MODEL, "model samples the wrong shape", S("--model", "{m}:shape"), 3, "shape", Z),
-    Case("sample-range", MODEL, "model samples values in [0, 255] as float", S("--model", "{m}:range"), 3,
-         "[0, 1]", Z),
-    Case("sample-list", MODEL, "model's sample() returns a list", S("--model", "{m}:list"), 3,
+    Case("sample-shape", MODEL, "model samples the wrong shape", S("--model", "{m}:shape"), 3,
+         "expected per-sample shape (1, 8, 8), got (3, 5, 5)", Z),
+    Case("sample-range", MODEL, "model samples values in [0, 255] as float", S("--model", "{m}:outofrange"), 3,
+         "values must lie in [0, 1], found range", Z),
+    Case("sample-list", MODEL, "model's sample() returns a list", S("--model", "{m}:aslist"), 3,
          "returned a list, not a tensor", Z),
     Case("sample-count", MODEL, "model's sample(n) returns n-1 samples", S("--model", "{m}:count"), 3,
          "sample(20) returned 19 samples", Z),
-    Case("sample-int64", MODEL, "model samples int64 values 0..255", S("--model", "{m}:int"), 3, "values must lie in [0, 1], found range [0, 254]", Z),
+    Case("sample-int64", MODEL, "model samples int64 values 0..255", S("--model", "{m}:int64"), 3, "values must lie in [0, 1], found range [0, 254]", Z),
     Case("log-likelihood-raises", MODEL, "model's log_likelihood() raises", (*SCORE[:-2], "--model", "{m}:ok",
                                                                           "--metrics", "nll"), 3,
          "log_likelihood() raised RuntimeError: log_likelihood exploded", Z),
@@ -392,25 +396,26 @@ CASES: list[Case] = [
                                                               "{t}/runs", "--no-progress"), 3,
          "never unpickles objects", lambda t, m: evil_pt(t / "evil.pt", t)),
     Case("truncated-checkpoint", SAFE, "--model ckpt.pt truncated to half", S("--model", "{t}/ckpt.pt"), 3,
-         "not a dgmbench", lambda t, m: truncated(t / "ckpt.pt", {"format": "dgmbench-baseline", "version": 2,
+         "it is corrupt, truncated or not a torch file", lambda t, m: truncated(t / "ckpt.pt", {"format": "dgmbench-baseline", "version": 2,
                                                                   "w": torch.zeros(1000)})),
     Case("random-bytes-checkpoint", SAFE, "--model junk.pt (random bytes)", S("--model", "{t}/junk.pt"), 3,
-         "not a dgmbench", lambda t, m: (t / "junk.pt").write_bytes(os.urandom(4096))),
+         "it is corrupt, truncated or not a torch file", lambda t, m: (t / "junk.pt").write_bytes(os.urandom(4096))),
     Case("state-dict-checkpoint", SAFE, "--model sd.pt (a plain state_dict)", S("--model", "{t}/sd.pt"), 3,
-         "not a dgmbench", lambda t, m: torch_file(t / "sd.pt", {"layer.weight": torch.zeros(3, 3)})),
+         "without the 'dgmbench-baseline' format tag", lambda t, m: torch_file(t / "sd.pt", {"layer.weight": torch.zeros(3, 3)})),
     # --- sample files and folders (exit 3)
-    Case("npz-nan", DATA, "samples .npz with NaN", S("--samples", "{t}/s.npz"), 3, "NaN",
+    Case("npz-nan", DATA, "samples .npz with NaN", S("--samples", "{t}/s.npz"), 3, "20 of 20 samples contain NaN or Inf",
          lambda t, m: np.savez(t / "s.npz", images=np.where(digits() > 0.5, np.nan, digits()))),
-    Case("npz-inf", DATA, "samples .npz with Inf", S("--samples", "{t}/s.npz"), 3, "inf",
+    Case("npz-inf", DATA, "samples .npz with Inf", S("--samples", "{t}/s.npz"), 3, "(0 NaN and 1280 Inf values)",
          lambda t, m: np.savez(t / "s.npz", images=np.full((20, 1, 8, 8), np.inf, np.float32))),
-    Case("npz-range", DATA, "samples .npz as floats in [-1, 1]", S("--samples", "{t}/s.npz"), 3, "[0, 1]",
+    Case("npz-range", DATA, "samples .npz as floats in [-1, 1]", S("--samples", "{t}/s.npz"), 3, "found range [-1, 1]",
          lambda t, m: np.savez(t / "s.npz", images=digits() * 2 - 1)),
-    Case("npz-dtype", DATA, "samples .npz of complex numbers", S("--samples", "{t}/s.npz"), 3, "complex",
+    Case("npz-dtype", DATA, "samples .npz of complex numbers", S("--samples", "{t}/s.npz"), 3,
+         "expected float in [0, 1] or uint8, got dtype torch.complex64",
          lambda t, m: np.savez(t / "s.npz", images=digits().astype(np.complex64))),
-    Case("npz-5d", DATA, "samples .npz with a 5-D array", S("--samples", "{t}/s.npz"), 3, "expected images",
+    Case("npz-5d", DATA, "samples .npz with a 5-D array", S("--samples", "{t}/s.npz"), 3, "got shape (1, 20, 1, 8, 8)",
          lambda t, m: np.savez(t / "s.npz", images=digits()[None])),
     Case("npz-wrong-image-size", DATA, "samples 3x32x32 for an 8x8 dataset", S("--samples", "{t}/s.npz"), 3,
-         "shape", lambda t, m: np.savez(t / "s.npz", images=np.zeros((20, 3, 32, 32), np.uint8))),
+         "samples of shape (3, 32, 32) but digits items are (1, 8, 8)", lambda t, m: np.savez(t / "s.npz", images=np.zeros((20, 3, 32, 32), np.uint8))),
     Case("npz-too-few", DATA, "samples file with 5 samples, -n 20", S("--samples", "{t}/s.npz"), 3,
          "holds only 5 samples", lambda t, m: np.savez(t / "s.npz", images=digits(5))),
     Case("npz-no-key", DATA, "samples .npz without an images array", S("--samples", "{t}/s.npz"), 3,
@@ -449,7 +454,7 @@ CASES: list[Case] = [
     Case("idx-corrupt", DATA, "MNIST IDX file corrupted in the data folder", ("score", "--samples", "{t}/m.npz",
                                                                              "--dataset", "mnist", "--extractor",
                                                                              "raw", "-n", "20", "--no-progress",
-                                                                             "--metrics", "mmd"), 3, "md5",
+                                                                             "--metrics", "mmd"), 3, "is not a valid gzip file",
          lambda t, m: (np.savez(t / "m.npz", images=np.zeros((20, 1, 28, 28), np.uint8)),
                        (t / "data" / "mnist").mkdir(parents=True),
                        [(t / "data" / "mnist" / f).write_bytes(b"\x1f\x8b" + os.urandom(100))
@@ -457,7 +462,7 @@ CASES: list[Case] = [
                                   "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")]),
          env={"DGMBENCH_DATA_DIR": "{t}/data", "DGMBENCH_HOME": "{t}/home", "DGMBENCH_MIRROR": "http://127.0.0.1:9/"},
          changes=("home",)),
-    Case("home-is-a-file", DATA, "DGMBENCH_HOME is a file (the cache cannot be written)",
+    Case("home-is-a-file", CACHE, "DGMBENCH_HOME is a file (the cache cannot be written)",
          S("--samples", "{t}/gen.npz"), 0, "could not write the reference cache file",
          both(G, lambda t, m: (t / "home").write_text("not a folder")), env={"DGMBENCH_HOME": "{t}/home"},
          subprocess=True),
@@ -469,7 +474,7 @@ CASES: list[Case] = [
     Case("stats-torn-line", RESULTS, "stats on a results file with a torn last line (a killed writer)",
          ("stats", "{t}/r.jsonl"), 0, "r.jsonl:2: skipping a corrupt or truncated record line",
          lambda t, m: store(t / "r.jsonl", record_line(), record_line("x")[:40])),
-    Case("stats-binary", RESULTS, "stats on a binary file (a .pt)", ("stats", "{t}/r.jsonl"), 3, "r.jsonl:1",
+    Case("stats-binary", RESULTS, "stats on a binary file (a .pt)", ("stats", "{t}/r.jsonl"), 3, "r.jsonl:1:1: not a JSON record",
          lambda t, m: torch_file(t / "r.jsonl", torch.zeros(10))),
     Case("regress-current-non-utf8", RESULTS, "regress --current non-UTF-8", ("regress", "--baseline", "{t}/b.json",
                                                                              "--current", "{t}/r.jsonl"), 3,
@@ -494,7 +499,7 @@ CASES: list[Case] = [
              {"model": "m", "dataset": "digits", "split": "test", "metric": "fid", "value": float("nan"),
               "higher_is_better": False, "tolerance": {}}]})), store(t / "r.jsonl", record_line()))),
     Case("baseline-direction-flipped", GATE, "baseline says FID is higher-is-better",
-         ("regress", "--baseline", "{t}/b.json", "--current", "{t}/r.jsonl"), 3, "lower is better",
+         ("regress", "--baseline", "{t}/b.json", "--current", "{t}/r.jsonl"), 3, "higher_is_better is true, but for fid lower is better",
          lambda t, m: (baseline(t / "b.json", higher_is_better=True), store(t / "r.jsonl", record_line()))),
     Case("baseline-empty", GATE, "baseline with no entries", ("regress", "--baseline", "{t}/b.json", "--current",
                                                               "{t}/r.jsonl"), 3, "has no entries",
@@ -668,6 +673,16 @@ def test_debug_shows_the_traceback(how, tmp_path, capsys, monkeypatch):
 
 # ----------------------------------------------------------------------------- the generated doc
 
+def _shown(argv: tuple[str, ...]) -> list[str]:
+    """The command as the doc shows it: the tiny-digits boilerplate of ``S()`` and the folder left out."""
+    if argv[: len(SCORE) - 2] == SCORE[: len(SCORE) - 2]:
+        rest = list(argv[len(SCORE) - 2:])
+        if rest[:2] == ["--metrics", "mmd"] and "--metrics" not in rest[2:]:
+            rest = rest[2:]
+        argv = ("score", *rest)
+    return ["dgmbench", *(a.replace("{t}/", "").replace("{m}", "mymodel") for a in argv)]
+
+
 def render_table() -> str:
     """The docs/reliability.md section: one row per case, grouped by the issue's bullets."""
     out = [BEGIN, "", "## Hostile inputs: exit code and message", "",
@@ -675,13 +690,14 @@ def render_table() -> str:
            "regenerate with `python tests/test_hostile_inputs.py --write`). Every case asserts the exit code, one "
            "line on stderr (`dgmbench COMMAND: error: ...`, no traceback; `--debug` or `DGMBENCH_DEBUG=1` adds it) "
            "containing the quoted text, that no pickled payload ran, and that no file was changed, removed or "
-           "half-written. Exit codes: 0 ok, 1 regression, 2 usage, 3 data or model error, 130 interrupted "
-           "(Ctrl-C; finished work is kept), -9 killed.", ""]
+           "half-written. `score` runs on `--dataset digits --extractor raw -n 20 --no-progress --metrics mmd` "
+           "unless the row says otherwise; `mymodel` is a module of test models. Exit codes: 0 ok, 1 regression, "
+           "2 usage, 3 data or model error, 130 interrupted (Ctrl-C; finished work is kept), -9 killed.", ""]
     for bullet in dict.fromkeys(c.bullet for c in CASES):
         out += [f"### {bullet[0].upper()}{bullet[1:]}", "", "| input | command | exit | message contains |",
                 "|---|---|---|---|"]
         for c in (c for c in CASES if c.bullet == bullet):
-            cmd = " ".join(a if a else "''" for a in c.argv[:1]) + (" (subprocess)" if c.subprocess else "")
+            cmd = shlex.join(_shown(c.argv)) + (" (subprocess)" if c.subprocess else "")
             msg = f"`{c.message}`" if c.message else "(nothing: killed; the store, state log and checkpoints still load)"
             out.append(f"| {c.input.replace('|', '/')} | `{cmd}` | {c.code} | {msg.replace('|', '/')} |")
         out.append("")
