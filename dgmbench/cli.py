@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
+import traceback
+import warnings
 
 from .errors import EXIT_OK, DgmbenchError
 
@@ -33,7 +36,8 @@ examples:
   dgmbench ref-stats --dataset cifar10 --split train --out cifar10-train.npz
   dgmbench regress --baseline leaderboards/digits.baseline.json --current results.jsonl
 
-exit codes: 0 ok, 1 a check failed (regression), 2 usage error, 3 data or model error
+exit codes: 0 ok, 1 a check failed (regression), 2 usage error, 3 data or model error; every error
+is one line 'dgmbench COMMAND: error: ...' (--debug or DGMBENCH_DEBUG=1 adds the traceback)
 environment: DGMBENCH_HOME (cache, default ~/.cache/dgmbench), DGMBENCH_DATA_DIR (local
 dataset copies), DGMBENCH_MIRROR (URL base for dataset downloads)
 """
@@ -44,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dgmbench", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of tables")
+    parser.add_argument("--debug", action="store_true",
+                        help="print the traceback of an error (also DGMBENCH_DEBUG=1)")
     parser.add_argument("--version", action="version", version="dgmbench 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
@@ -55,16 +61,42 @@ def print_json(obj) -> None:
     print(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
+def debug_enabled(args: argparse.Namespace | None = None) -> bool:
+    """True with ``--debug`` or ``DGMBENCH_DEBUG`` set to anything but '', '0', 'false', 'no'."""
+    env = os.environ.get("DGMBENCH_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+    return env or bool(getattr(args, "debug", False))
+
+
+def _one_line_warning(command: str):
+    """A ``warnings.showwarning`` that prints ``dgmbench CMD: warning: message`` (one line, no source)."""
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split())
+        print(f"dgmbench {command}: warning: {text}", file=file or sys.stderr)
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; errors are one line ``dgmbench CMD: error: ...`` and their exit code.
+
+    Only :class:`DgmbenchError` is caught here: a user's model or data failing is turned into
+    one at the boundary where it is called (``protocol``, ``sampling``), so a dgmbench bug
+    still shows its traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_OK
     try:
-        rc = args.func(args)
+        with warnings.catch_warnings():
+            if not debug_enabled(args) and warnings.showwarning is getattr(warnings, "_showwarning_orig", None):
+                warnings.showwarning = _one_line_warning(args.command)  # not when a caller records warnings
+            rc = args.func(args)
     except DgmbenchError as e:
-        print(f"dgmbench {args.command}: error: {e}", file=sys.stderr)
+        if debug_enabled(args):
+            traceback.print_exception(e)
+        message = " ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
+        print(f"dgmbench {args.command}: error: {message}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print(f"dgmbench {args.command}: interrupted; finished work is kept and a rerun resumes", file=sys.stderr)

@@ -6,8 +6,9 @@ regression), 2 usage error, 3 data or model error.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
@@ -64,3 +65,26 @@ def suggest(name: str, choices: Iterable[str], what: str = "name") -> str:
         msg += f"; did you mean {' or '.join(repr(c) for c in close)}?"
     msg += f" (known: {', '.join(choices)})"
     return msg
+
+
+def first_line(e: BaseException) -> str:
+    """``"TypeName: first line of the message"`` of an exception."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
+
+
+@contextlib.contextmanager
+def model_boundary(what: str) -> Iterator[None]:
+    """Turn anything a user's model code raises into a one-line :class:`ModelError` (exit 3).
+
+    ``what`` names the call, e.g. ``"model 'vae'.sample(64)"``. dgmbench's own errors pass
+    through; so does Ctrl-C. ``SystemExit`` (a factory calling ``sys.exit(0)``) is an error
+    too: it must not end dgmbench with status 0 and no result. The original exception is
+    kept as ``__cause__`` (``--debug`` prints it).
+    """
+    try:
+        yield
+    except (DgmbenchError, KeyboardInterrupt):
+        raise
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - user code may raise anything
+        raise ModelError(f"{what} raised {first_line(e)}") from e

@@ -46,7 +46,7 @@ from .options import EvalOptions
 from .protocol import SamplesModel, resolve_model
 from .protocol import model_name as _model_name
 from .reference import ReferenceSet, StatsFileReference, is_registered, load_split
-from .results import MetricValue, Record, RecordStore, git_revision
+from .results import MetricValue, Record, RecordStore, check_writable_file, git_revision
 from .sampling import SAMPLE_CHUNK, sample_chunks
 from .validation import as_tensor, check_samples
 
@@ -323,6 +323,8 @@ def evaluate(model_or_samples: Any, dataset: str | DataSplit, *, metrics: str | 
     """
     t0 = time.perf_counter()
     opts = EvalOptions.from_kwargs(options, **kw)
+    if store is not None and not isinstance(store, RecordStore):
+        check_writable_file(store, "store")  # before any computation (exit 2)
     dev = resolve_device(opts.device)
     model, source = resolve_model(model_or_samples, checkpoint=checkpoint, device=dev)
     replay = isinstance(model, SamplesModel)

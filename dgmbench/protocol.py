@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -33,7 +32,7 @@ import torch
 
 from .data.base import DataSplit
 from .data.files import load_samples_path
-from .errors import DataError, ModelError, UsageError
+from .errors import DataError, DgmbenchError, ModelError, UsageError, first_line, model_boundary
 from .validation import as_image_tensor, as_tensor
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
@@ -147,8 +146,14 @@ def _import_object(spec: str) -> Any:
     mod_name, attr = spec.split(":", 1)
     try:
         mod = importlib.import_module(mod_name)
-    except ImportError as e:
-        raise ModelError(f"cannot import module '{mod_name}' for model spec '{spec}': {e}") from e
+    except ModuleNotFoundError as e:
+        if e.name and mod_name.startswith(e.name):  # the module itself (or its package) is missing
+            raise ModelError(f"cannot import module '{mod_name}' for model spec '{spec}': {e}") from e
+        raise ModelError(f"importing module '{mod_name}' (model spec '{spec}') raised {first_line(e)}") from e
+    except (DgmbenchError, KeyboardInterrupt):
+        raise
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - the module's top-level code is the user's
+        raise ModelError(f"importing module '{mod_name}' (model spec '{spec}') raised {first_line(e)}") from e
     obj = mod
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -159,7 +164,13 @@ def _import_object(spec: str) -> Any:
 
 def as_generative_model(obj: Any, *, data_shape: tuple[int, ...] | None = None, latent_shape: tuple[int, ...] | None = None) -> GenerativeModel:
     """Return ``obj`` if it already follows the protocol; wrap a ``z -> x`` module or function otherwise."""
-    if callable(getattr(obj, "sample", None)) and hasattr(obj, "data_shape"):
+    has_sample = callable(getattr(obj, "sample", None))
+    if has_sample and not hasattr(obj, "data_shape"):
+        raise ModelError(
+            f"{type(obj).__name__} has sample() but no 'data_shape' attribute; set data_shape to the shape of one "
+            "sample, e.g. (1, 28, 28) or (2,)"
+        )
+    if has_sample:
         for attr, default in (("num_classes", None), ("nfe_per_sample", 1.0)):
             if not hasattr(obj, attr):
                 try:
@@ -246,10 +257,8 @@ def load_model(spec: str, checkpoint: str | None = None, *, device: str | None =
     if checkpoint is not None and not os.path.exists(checkpoint):
         raise ModelError(f"checkpoint {checkpoint} does not exist (model spec '{spec}')")
     factory = _import_object(spec)
-    try:
+    with model_boundary(f"model factory '{spec}'{' on checkpoint ' + checkpoint if checkpoint else ''}"):
         obj = factory(checkpoint) if checkpoint is not None else factory()
-    except (OSError, RuntimeError, KeyError, ValueError, TypeError, EOFError, pickle.UnpicklingError) as e:
-        raise ModelError(f"model factory '{spec}' failed{' on checkpoint ' + checkpoint if checkpoint else ''}: {e}") from e
     return as_generative_model(obj)
 
 

@@ -246,6 +246,43 @@ def mean_std(values: Iterable[float]) -> tuple[float | None, float | None]:
     return mean, math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1))
 
 
+def _check_creatable(path: str, flag: str) -> None:
+    """UsageError unless the nearest existing folder above ``path`` is a writable folder."""
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UsageError(f"{flag} {path} cannot be created: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path} cannot be created: {parent} is not writable")
+
+
+def check_writable_file(path: str | os.PathLike, flag: str) -> None:
+    """UsageError (exit 2) unless ``path`` can be written as a file: not a folder, and its folder
+    exists or can be created and is writable. Called before any computation, so a bad output
+    path never costs a run."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise UsageError(f"{flag} {path} is a folder; give a file path")
+    if os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            raise UsageError(f"{flag} {path} is not writable")
+        return
+    _check_creatable(path, flag)
+
+
+def check_writable_dir(path: str | os.PathLike, flag: str) -> None:
+    """UsageError (exit 2) unless ``path`` is, or can be created as, a writable folder."""
+    path = os.fspath(path)
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise UsageError(f"{flag} {path} is a file; give a folder")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise UsageError(f"{flag} {path} is not writable")
+        return
+    _check_creatable(path, flag)
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     """Hex sha256 of a file's bytes, read in 1 MiB chunks (no memo: a file rewritten in place is re-read)."""
     h = hashlib.sha256()
@@ -297,18 +334,36 @@ class RecordStore:
         append_jsonl_line(self.path, record.to_json())
 
     def load(self) -> list[Record]:
+        """The Records in the file. A torn line (a prefix of a record left by a killed writer)
+        or a JSON value that is not a record is skipped with a warning; text that is not UTF-8
+        or not JSON is a :class:`DataError` naming the line (and column)."""
         if not os.path.exists(self.path):
             return []
+        if os.path.isdir(self.path):
+            raise DataError(f"{self.path} is a folder, not a Records JSONL file")
         records = []
-        with open(self.path) as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
+        with open(self.path, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise DataError(f"{self.path}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column "
+                                    f"{e.start + 1}); this is not a dgmbench Records JSONL file") from None
+                text = line.strip()
+                if not text:
                     continue
                 try:
-                    records.append(Record.from_dict(json.loads(line)))
-                except (ValueError, TypeError, AttributeError):  # torn/garbled line (JSONDecodeError is a ValueError)
-                    import warnings
-
+                    obj = json.loads(text)
+                except json.JSONDecodeError as e:
+                    if not text.startswith("{"):  # a torn record line is a prefix of '{...}'
+                        raise DataError(f"{self.path}:{lineno}:{e.colno}: not a JSON record ({e.msg}); this is not "
+                                        "a dgmbench Records JSONL file, or it was edited") from None
+                    obj = None  # torn: the JSON ends early
+                try:
+                    if obj is None:
+                        raise ValueError("torn line")
+                    records.append(Record.from_dict(obj))
+                except (ValueError, TypeError, AttributeError, KeyError):
                     warnings.warn(f"{self.path}:{lineno}: skipping a corrupt or truncated record line", stacklevel=2)
         return records
 
@@ -337,8 +392,17 @@ def load_records(path: str | os.PathLike) -> list[Record]:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise UsageError(f"results file {path} does not exist (pass the JSONL store 'dgmbench score' wrote)")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    if os.path.isdir(path):
+        raise UsageError(f"results file {path} is a folder; pass the JSONL store 'dgmbench score' wrote")
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DataError(f"results file {path}:{line}:{col}: not UTF-8 text (byte 0x{raw[e.start]:02x}); "
+                        "this is not a dgmbench results file") from None
     stripped = text.lstrip()
     records: list[Record] = []
     whole = None
@@ -346,7 +410,7 @@ def load_records(path: str | os.PathLike) -> list[Record]:
         try:
             whole = json.loads(text)
         except json.JSONDecodeError as e:
-            raise DataError(f"results file {path} is not valid JSON (line {e.lineno}: {e.msg})") from None
+            raise DataError(f"results file {path}:{e.lineno}:{e.colno} is not valid JSON ({e.msg})") from None
     elif stripped.startswith("{") and "\n" in stripped.strip():
         try:
             whole = json.loads(text)  # one pretty-printed record

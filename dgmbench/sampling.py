@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from .devices import model_device
 from .distributed import Chunk, chunk_generator
-from .errors import ModelError, UsageError
+from .errors import ModelError, UsageError, model_boundary
 from .protocol import SamplesModel, model_name
 from .validation import as_tensor
 
@@ -93,7 +93,11 @@ def apply_sampling_options(model: Any, options: dict[str, Any]) -> Any:
     unknown = sorted(set(options) - set(names))
     if unknown:
         raise UsageError(f"unknown sampling option(s) {', '.join(unknown)} for {name}; it takes: {', '.join(names)}")
-    model.configure_sampling(**options)
+    try:
+        model.configure_sampling(**options)
+    except (ValueError, TypeError) as e:  # the model's own check of a value, e.g. steps=abc
+        given = ",".join(f"{k}={v}" for k, v in options.items())
+        raise UsageError(f"--sampling {given}: {name} rejects it ({type(e).__name__}: {e})") from e
     return model
 
 
@@ -130,7 +134,7 @@ def sample_chunks(model: Any, chunks: list[Chunk], *, seed: int, batch_size: int
                     yield model.samples[s:s + m], lab
                     continue
                 lab = None if labels is None else labels[s:s + m]
-                with torch.no_grad():
+                with torch.no_grad(), model_boundary(f"model '{model_name(model)}': sample({m})"):
                     x = model.sample(m, generator=gen, labels=None if lab is None else lab.to(dev))
                 if not isinstance(x, torch.Tensor | np.ndarray):
                     raise ModelError(f"{model_name(model)}.sample returned a {type(x).__name__}, not a tensor")

@@ -148,7 +148,7 @@ def test_load_model_errors(tiny_module, tmp_path):
         load_model(f"{tiny_module}:build", str(tmp_path / "missing.pt"))
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(ModelError, match=f"model factory '{tiny_module}:build' failed on checkpoint"):
+    with pytest.raises(ModelError, match=f"model factory '{tiny_module}:build' on checkpoint .*bad.pt raised UnpicklingError"):
         load_model(f"{tiny_module}:build", str(bad))
     with pytest.raises(ModelError, match="not a dgmbench baseline checkpoint"):
         load_model(str(bad))

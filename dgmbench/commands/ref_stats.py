@@ -26,6 +26,7 @@ from ..features.cache import cached_reference_features
 from ..features.registry import default_extractor, extractor_options, feature_pass, get_extractor
 from ..features.stats_file import save_ref_stats
 from ..metrics.fid import as_stats
+from ..results import check_writable_file
 
 HELP = "write a dataset's reference feature statistics (mu, sigma) as .npz, readable by pytorch-fid and clean-fid"
 
@@ -117,6 +118,7 @@ def compute_ref_stats(
 def run(args) -> int:
 
     out = Path(args.out)
+    check_writable_file(out, "--out")
     if out.exists() and not args.force:
         raise UsageError(f"{out} exists; pass --force to overwrite it")
     as_json = getattr(args, "json", False)

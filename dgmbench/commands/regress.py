@@ -15,7 +15,7 @@ import warnings
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK, DataError
 from ..regress import Baseline, baseline_from_records, compare, parse_tolerances
 from ..report.text import comparison_table
-from ..results import json_safe, load_records
+from ..results import check_writable_file, json_safe, load_records
 
 EPILOG = """\
 tolerances (--tolerance, comma-separated; a repeated metric combines, the largest part wins):
@@ -56,6 +56,8 @@ def run(args) -> int:
 
     as_json = bool(getattr(args, "json", False))
     overrides = parse_tolerances(args.tolerance)
+    if args.update:
+        check_writable_file(args.baseline, "--baseline")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         records = load_records(args.current)

@@ -8,7 +8,7 @@ import os
 from ..cli import print_json
 from ..errors import DataError, UsageError
 from ..report.html import DatasetSection, write_report
-from ..results import RecordStore
+from ..results import RecordStore, check_writable_dir
 
 HELP = "write a self-contained HTML report and a Markdown summary from leaderboard records"
 
@@ -69,6 +69,7 @@ def find_sections(args) -> list:
 
 def run(args) -> int:
 
+    check_writable_dir(args.out, "--out")
     sections = find_sections(args)
     name = args.name or (sections[0].name if len(sections) == 1 else "report")
     title = args.title or f"dgmbench report: {', '.join(s.name for s in sections)}"

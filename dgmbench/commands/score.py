@@ -14,7 +14,7 @@ from ..metrics.registry import metrics_help
 from ..options import add_arguments, from_args
 from ..protocol import SamplesModel, load_model, model_name
 from ..report.text import format_record_table
-from ..results import RecordStore, sha256_file
+from ..results import RecordStore, check_writable_file, sha256_file
 from ..sampling import (
     apply_sampling_options,
     describe_sampler,
@@ -73,6 +73,8 @@ def run(args) -> int:
         raise UsageError("--dataset is required (or --ref-stats FILE to compute FID against saved statistics)")
     if args.n is not None and args.n < 1:
         raise UsageError(f"-n must be positive, got {args.n}")
+    if args.store:
+        check_writable_file(args.store, "--store")
     as_json = getattr(args, "json", False)
     device = resolve_device(args.device)
     options = from_args(args, device=str(device), cache=False if args.no_cache else None,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+import warnings
 
 import pandas as pd
 
@@ -29,7 +31,11 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     if not os.path.exists(args.store):
         raise DataError(f"{args.store}: no such file")
-    records = RecordStore(args.store).load()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records = RecordStore(args.store).load()
+    for w in caught:  # e.g. a torn last line: one line each, not Python's warning format
+        print(f"dgmbench stats: warning: {w.message}", file=sys.stderr)
     if args.model:
         records = [r for r in records if r.model == args.model]
     if args.dataset:

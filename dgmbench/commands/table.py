@@ -8,6 +8,7 @@ from ..cli import print_json
 from ..errors import UsageError
 from ..report.leaderboard import metrics_markdown
 from ..report.summary import summarize
+from ..results import check_writable_dir
 from ..table.runner import TableConfig, parse_table_sampling, run_table
 
 HELP = "train/load the baselines of every family on a dataset, score them and write leaderboards/NAME.{csv,md,jsonl}"
@@ -96,6 +97,8 @@ def run(args) -> int:
         raise UsageError(f"-n must be at least 2, got {args.n}")
     if args.nll_n is not None and args.nll_n < 1:
         raise UsageError(f"--nll-n must be at least 1, got {args.nll_n}")
+    check_writable_dir(args.out, "--out")
+    check_writable_dir(args.runs_dir, "--runs-dir")
     res = run_table(cfg)
     if getattr(args, "json", False):
 

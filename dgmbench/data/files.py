@@ -20,7 +20,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ SPLIT_DIRS = ("train", "test", "val", "valid", "validation")
 DATA_KEYS = ("images", "x", "samples", "data", "arr_0")
 LABEL_KEYS = ("labels", "y")
 MAX_POINT_DIM = 16
+MAX_IMAGE_PIXELS = 89_478_485  # PIL's default Image.MAX_IMAGE_PIXELS (~0.25 GiB as RGB): larger is refused
 _GRAY_MODES = {"1", "L", "LA", "La", "I;16", "I;16L", "I;16B", "I;16N"}
 _ALPHA_MODES = {"LA", "La", "RGBA", "RGBa", "PA"}
 
@@ -43,10 +44,18 @@ def _natural_key(p: Path) -> list:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(
-        (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS),
-        key=_natural_key,
-    )
+    """The folder's image files in natural order; a dangling symbolic link named like an image is
+    an error (like a corrupt image), not silently skipped."""
+    files = []
+    for p in folder.iterdir():
+        if p.name.startswith(".") or p.suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        if p.is_symlink() and not p.exists():
+            raise DataError(f"{p}: a symbolic link to {os.readlink(p)}, which does not exist (a dangling link among "
+                            "the images)")
+        if p.is_file():
+            files.append(p)
+    return sorted(files, key=_natural_key)
 
 
 def _split_root(root: Path, split: str | None) -> Path:
@@ -60,13 +69,21 @@ def _split_root(root: Path, split: str | None) -> Path:
     return root
 
 
+def _check_pixels(img, path: Path) -> None:
+    """Refuse an image whose header claims more than :data:`MAX_IMAGE_PIXELS` pixels, before decoding it."""
+    if img.width * img.height > MAX_IMAGE_PIXELS:
+        raise DataError(f"{path}: the header claims {img.width}x{img.height} pixels, more than the "
+                        f"{MAX_IMAGE_PIXELS:,} dgmbench decodes (a decompression bomb or not a sample image)")
+
+
 def _open(path: Path):
     from PIL import Image, UnidentifiedImageError
 
     try:
         img = Image.open(path)
+        _check_pixels(img, path)
         img.load()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise DataError(f"{path}: cannot read the image ({type(e).__name__}: {e}); the file is corrupt or truncated") from e
     return img
 
@@ -166,9 +183,10 @@ def load_folder(
     for f in files:
         try:
             with Image.open(f) as img:
+                _check_pixels(img, f)
                 hw = (img.height, img.width)
                 any_color |= img.mode not in _GRAY_MODES
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
             raise DataError(f"{f}: cannot read the image ({type(e).__name__}: {e}); the file is corrupt or not an image") from e
         sizes[hw] += 1
         example.setdefault(hw, f)
@@ -260,12 +278,58 @@ def arrays_to_split(data, labels, *, name: str, split: str | None, source: str, 
                      meta={"source": source})
 
 
+def max_array_bytes() -> int:
+    """The largest array a samples file may declare: this machine's physical memory (bytes)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 64 * 2**30
+
+
+def _check_npy_header(f: IO[bytes], available: int, source: str) -> None:
+    """Read the ``.npy`` header at ``f`` and refuse, before any allocation, an array that claims more
+    bytes than the ``available`` ones after the header or than :func:`max_array_bytes`."""
+    try:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f, max_header_size=10_000)
+    except (ValueError, OSError, EOFError, SyntaxError) as e:
+        raise DataError(f"{source}: not a readable .npy array (bad header: {e})") from e
+    if dtype.hasobject:
+        raise DataError(f"{source}: holds Python objects (dtype {dtype}); dgmbench reads plain numeric arrays only")
+    claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    left = available - f.tell()
+    if claimed > max_array_bytes():
+        raise DataError(f"{source}: the header claims shape {tuple(shape)} of {dtype} ({claimed / 2**30:,.1f} GiB), "
+                        f"more than this machine's memory ({max_array_bytes() / 2**30:,.1f} GiB); refusing to allocate it")
+    if claimed > left:
+        raise DataError(f"{source}: the header claims shape {tuple(shape)} of {dtype} ({claimed:,} bytes) but only "
+                        f"{max(left, 0):,} bytes follow; the file is truncated or forged")
+
+
+def _check_sizes(path: Path) -> None:
+    """Check every array header of an ``.npy`` / ``.npz`` file against the bytes really there."""
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as z:
+                for info in z.infolist():
+                    if info.filename.endswith(".npy"):
+                        with z.open(info) as f:
+                            _check_npy_header(f, info.file_size, f"{path}[{info.filename[:-4]}]")
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+            raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from e
+    elif path.suffix.lower() == ".npy":
+        with open(path, "rb") as f:
+            _check_npy_header(f, path.stat().st_size, str(path))
+
+
 def load_npz(path: str | os.PathLike, split: str | None = "train") -> DataSplit:
     """Load samples from an ``.npz`` (keys ``images`` / ``x`` / ``samples`` / ``data`` / ``arr_0``,
     optional ``labels`` / ``y`` / ``arr_1`` and ``class_names``) or a plain ``.npy`` array."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    _check_sizes(path)
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.ndarray):

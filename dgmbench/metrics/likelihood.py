@@ -21,13 +21,14 @@ import math
 
 import torch
 
-from ..errors import DataError, ModelError
+from ..errors import DataError, ModelError, model_boundary
 from ..results import MetricValue
 from ..units import LIKELIHOOD_KINDS, bits_per_dim
 
 
 def _call(model, x: torch.Tensor) -> tuple[torch.Tensor, str]:
-    out = model.log_likelihood(x)
+    with model_boundary(f"model '{getattr(model, 'name', None) or type(model).__name__}': log_likelihood()"):
+        out = model.log_likelihood(x)
     if isinstance(out, tuple):
         if len(out) != 2:
             raise ModelError(f"{type(model).__name__}.log_likelihood must return (nats per sample, kind), got a {len(out)}-tuple")

@@ -20,7 +20,7 @@ import time
 import torch
 
 from ..devices import model_device, synchronize
-from ..errors import UsageError
+from ..errors import UsageError, model_boundary
 from ..results import MetricValue
 
 
@@ -40,7 +40,9 @@ def measure_speed(model, *, batch_size: int = 64, warmup: int = 1, repeats: int 
         for i in range(warmup + repeats):
             synchronize(dev)
             t0 = time.perf_counter()
-            out = model.sample(batch_size, generator=gen, labels=labels)
+            with model_boundary(f"model '{getattr(model, 'name', None) or type(model).__name__}': sample({batch_size}) "
+                                "(speed)"):
+                out = model.sample(batch_size, generator=gen, labels=labels)
             synchronize(dev)
             dt = time.perf_counter() - t0
             if i >= warmup:
