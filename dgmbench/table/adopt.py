@@ -17,7 +17,7 @@ import shutil
 import sys
 from typing import Any
 
-from baselines.checkpoint import read_checkpoint
+from baselines import checkpoint as baseline_checkpoint
 from baselines.registry import family_module
 from baselines.train import TrainConfig
 
@@ -80,7 +80,7 @@ def adopt_checkpoints(paths: list[str], jobs: list[Any], log: Any, preset: str) 
     for path in paths:
         if not os.path.isfile(path):
             raise UsageError(f"--adopt {path}: no such file")
-        state = read_checkpoint(path)  # a corrupt file is a clear CheckpointError
+        state = baseline_checkpoint.read_checkpoint(path)  # a corrupt file is a clear CheckpointError
         family, seed = state.get("family"), int((state.get("train_config") or {}).get("seed", 0))
         job = next((j for j in jobs if j.family == family and j.seed == seed), None)
         if job is None:

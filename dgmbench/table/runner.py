@@ -38,8 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# baselines' functions are called through their modules, so a test that patches them (the report test's
+# no-model-loads guard, the trainer spy) patches what the runner calls
+from baselines import checkpoint as baseline_checkpoint
 from baselines import train as baseline_train
-from baselines.checkpoint import load_baseline, read_checkpoint
 from baselines.registry import FAMILIES, family_module, get_preset
 
 from ..data.registry import dataset_info, get_dataset
@@ -261,7 +263,7 @@ def _train(job: Job, cfg: TableConfig, log: StateLog) -> dict[str, Any]:
             adopted_from = adopted["source"]
         try:
 
-            from_step = int(read_checkpoint(job.checkpoint).get("step", 0))
+            from_step = int(baseline_checkpoint.read_checkpoint(job.checkpoint).get("step", 0))
         except DgmbenchError:
             os.unlink(job.checkpoint)  # corrupt: start over
     log.append({"event": "train_start", "key": job.key, "family": job.family, "seed": job.seed,
@@ -448,7 +450,7 @@ def _load_model(job: Job, cfg: TableConfig) -> Any:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a diverged checkpoint warns; the table reports it instead
-        model = load_baseline(job.checkpoint, device=None if cfg.device == "auto" else cfg.device)
+        model = baseline_checkpoint.load_baseline(job.checkpoint, device=None if cfg.device == "auto" else cfg.device)
     apply_sampling_options(model, cfg.sampling.get(job.family) or {})  # no-op when empty
     return model
 
