@@ -99,8 +99,9 @@ def test_names_groups_and_aliases_resolve_in_registry_order():
 def test_defaults_are_one_policy_for_score_evaluate_and_the_evaluator():
     assert default_metrics("image") == ["fid", "kid", "prdc"]
     assert default_metrics("points") == ["mmd", "kde", "mode_coverage"]
-    assert default_metrics("image", table=True) == ["fid", "prdc", "nll", "speed"]
-    assert default_metrics("points", table=True) == ["mmd", "mode_coverage", "nll", "speed"]
+    assert default_metrics("image", table=True) == ["fid", "kid", "prdc", "is", "mmd", "kde", "cond_acc", "nll",
+                                                    "speed"]
+    assert default_metrics("points", table=True) == ["mmd", "kde", "mode_coverage", "nll", "speed"]
     ev = Evaluator("ring8", device="cpu", progress=False)
     assert ev.group_names == default_metrics("points")
 

@@ -13,6 +13,7 @@ import warnings
 
 import torch
 
+from ..errors import DataError
 from ..protocol import SamplesModel, likelihood_kind
 from ..reference import kde_validation
 from ..results import MetricValue
@@ -34,6 +35,7 @@ from .registry import GROUPS
 from .speed import measure_speed
 
 KID_USUAL_SUBSET = 1000
+FID_INF_MIN_FRACTION = 0.2  # FID-inf's smallest subset, as a fraction of n
 
 
 def fid(ctx: MetricContext) -> list[MetricValue]:
@@ -52,7 +54,16 @@ def fid(ctx: MetricContext) -> list[MetricValue]:
     mv.extra["n_ref"] = ctx.n_ref
     out = [mv]
     if o.fid_inf:
-        out.append(fid_infinity(ctx.features[fo], ref_stats, seed=ctx.seed, **ctx.prov(ext)))
+        dim = int(ctx.features[fo].shape[1])
+        smallest = max(int(FID_INF_MIN_FRACTION * ctx.n), 2)
+        if smallest < dim:
+            out.append(MetricValue(name="fid_inf", value=None, n=ctx.n, note=(
+                f"FID-inf not computed: its smallest subset ({smallest} = {FID_INF_MIN_FRACTION:g} x n) is below the "
+                f"feature dimension ({dim}), so its covariance would be singular; needs n >= "
+                f"{math.ceil(dim / FID_INF_MIN_FRACTION)}"), **ctx.prov(ext)))
+        else:
+            out.append(fid_infinity(ctx.features[fo], ref_stats, seed=ctx.seed, min_fraction=FID_INF_MIN_FRACTION,
+                                    **ctx.prov(ext)))
     return out
 
 
@@ -90,6 +101,28 @@ def inception_score(ctx: MetricContext) -> list[MetricValue]:
         return [is_kernel(ctx.features[lo], splits=ctx.options.is_splits, seed=ctx.seed, **ctx.prov())]
     note = MISSING_WEIGHTS_NOTE if ext.name == "inception" else f"the '{ext.name}' extractor has no class logits"
     return [inception_score_unavailable(note, n=ctx.n, **ctx.prov())]
+
+
+def cond_acc(ctx: MetricContext) -> list[MetricValue]:
+    """Conditional accuracy: the fraction of samples the extractor's classifier assigns to the class the
+    model was asked for (argmax of its logits == requested label), with its binomial std
+    sqrt(p (1 - p) / n). None with the reason for an unconditional model or an extractor without logits."""
+    ext = ctx.extractor
+    lo = getattr(ext, "logits_output", None)
+    if ctx.labels is None:
+        return [MetricValue(name="cond_acc", value=None, n=ctx.n, note="unconditional samples: no requested class",
+                            **ctx.prov())]
+    if not lo:
+        why = f"the '{getattr(ext, 'name', None)}' extractor has no class logits"
+        return [MetricValue(name="cond_acc", value=None, n=ctx.n, note=why, **ctx.prov())]
+    logits = ctx.features[lo]
+    if logits.shape[0] != ctx.labels.shape[0]:
+        raise DataError(f"{ctx.labels.shape[0]} labels for {logits.shape[0]} samples")
+    pred = logits.argmax(dim=1).cpu()
+    n = int(pred.shape[0])
+    p = float((pred == ctx.labels.cpu().long()).double().mean())
+    return [MetricValue(name="cond_acc", value=p, n=n, unit="fraction", std=math.sqrt(max(p * (1 - p), 0.0) / n),
+                        extra={"classes": int(logits.shape[1])}, **ctx.prov())]
 
 
 def mmd(ctx: MetricContext) -> list[MetricValue]:

@@ -37,8 +37,9 @@ def grid_folder(name: str) -> str:
 
 
 def grid_relpath(name: str, family: str, seed: int) -> str:
-    """Where a (family, seed) grid of leaderboard ``name`` lives, relative to the leaderboard's folder."""
-    return f"{grid_folder(name)}/{family}-s{int(seed)}.png"
+    """Where a (family, seed) grid of leaderboard ``name`` lives, relative to the leaderboard's folder
+    (spaces in the family name become '-': the real-data row's grid is ``real-data-s0.png``)."""
+    return f"{grid_folder(name)}/{family.replace(' ', '-')}-s{int(seed)}.png"
 
 
 def draw_samples(model: Any, kind: str, seed: int) -> torch.Tensor:
