@@ -120,10 +120,10 @@ def textbook_markdown(rows: list[ComparisonRow], name: str) -> str:
     for r in tb:
         lines.append(f"| {FAMILY_TITLES.get(r.family, r.family)} | "
                      + " | ".join(cell_text(r.cells[c]) for c, _ in COLUMNS) + " |")
-    lines += ["", summary_line(tb, name), ""]
+    lines += ["", summary_line(tb, name)]
     reasons = [c.reason(r.family) for r in tb for c in r.cells.values() if c.reason(r.family)]
     if reasons:
-        lines += ["Where they disagree (measured numbers):", ""] + [f"- {x}" for x in reasons]
+        lines += ["", "Where they disagree (measured numbers):", ""] + [f"- {x}" for x in reasons]
     lines += ["", "Textbook density words on the measured scale: yes 5, yes (lower bound) 4, yes (up to Z) and "
               "yes (indirectly) 3, no 1. Agreement: within one star."]
     return "\n".join(lines)
