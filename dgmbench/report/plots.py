@@ -159,10 +159,14 @@ def metric_bars_png(summaries: Sequence[ModelSummary], metrics: Sequence[str],
             lo.append(k * below)
             hi.append(k * above)
         x = list(range(len(names)))
-        log = wants_log_axis(vals)  # an interval reaching zero is drawn down to the axis' bottom edge
+        # a log axis for wide spans, never for fractions (their [0, 1] scale is the point); an
+        # interval reaching zero is drawn down to the axis' bottom edge
+        log = wants_log_axis(vals) and valid_range(m) != (0.0, 1.0)
         ax.bar(x, vals, color=[colors[n] for n in names], yerr=[lo, hi], capsize=3, ecolor="black")
         if log:
             ax.set_yscale("log")
+        elif valid_range(m) == (0.0, 1.0):
+            ax.set_ylim(0.0, 1.05)
         elif vals and 0 < max(abs(v) for v in vals) < 1e-2:
             ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))  # MMD² 1e-4: "1e-4" offset, short ticks
             ax.yaxis.get_offset_text().set_fontsize(7)
@@ -263,6 +267,8 @@ def textbook_png(rows: Sequence) -> bytes | None:
     """Textbook vs measured stars (:class:`dgmbench.report.textbook.TextbookRow` s): one panel per
     column, per family the textbook rating (hollow square) and the measured one (filled circle),
     joined by a line, red where they differ by more than one star."""
+    from matplotlib.lines import Line2D
+
     from .comparison import COLUMNS
 
     rows = list(rows)
@@ -274,13 +280,11 @@ def textbook_png(rows: Sequence) -> bytes | None:
         ax = fig.add_subplot(1, len(COLUMNS), i + 1)
         for j, r in enumerate(rows):
             cell = r.cells[col]
-            ax.scatter([j], [cell.textbook], marker="s", s=36, facecolors="none", edgecolors="black", zorder=3,
-                       label="textbook" if j == 0 else None)
+            ax.scatter([j], [cell.textbook], marker="s", s=36, facecolors="none", edgecolors="black", zorder=3)
             if cell.measured is not None:
                 bad = cell.agree is False
                 ax.plot([j, j], [cell.textbook, cell.measured], color="#b22222" if bad else "#999", lw=1, zorder=1)
-                ax.scatter([j], [cell.measured], marker="o", s=26, color="#b22222" if bad else "#2a7d2a", zorder=4,
-                           label="measured" if j == 0 else None)
+                ax.scatter([j], [cell.measured], marker="o", s=26, color="#b22222" if bad else "#2a7d2a", zorder=4)
         ax.set_ylim(0.5, 5.5)
         ax.set_yticks([1, 2, 3, 4, 5])
         ax.set_xticks(list(range(len(names))))
@@ -290,6 +294,9 @@ def textbook_png(rows: Sequence) -> bytes | None:
         ax.grid(True, axis="y", alpha=0.3)
         if i == 0:
             ax.set_ylabel("stars", fontsize=8)
-            ax.legend(fontsize=6, loc="lower left")
+    handles = [Line2D([], [], ls="", marker="s", mfc="none", mec="black", label="textbook"),
+               Line2D([], [], ls="", marker="o", color="#2a7d2a", label="measured, within one star"),
+               Line2D([], [], ls="", marker="o", color="#b22222", label="measured, more than one star apart")]
+    fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=7, frameon=False, bbox_to_anchor=(0.5, 1.06))
     fig.tight_layout(w_pad=0.8)
     return figure_png(fig)
