@@ -134,7 +134,9 @@ def metric_header(m: str, summaries: list[ModelSummary] | None = None, kind: str
     if not exts:
         for s in summaries or []:
             exts += [e for e in s.extractors(m) if e not in exts]
-    feats = [RAW_FEATURES.get(kind, e) if e == "raw" else e for e in exts]
+    eight_bit = metric_unit(m, kind) == "bits/dim"  # bits/dim is on the 8-bit [0, 256) scale, not [0, 1]
+    feats = [("pixels" if eight_bit and kind == "image" else RAW_FEATURES.get(kind, e)) if e == "raw" else e
+             for e in exts]
     parts = [p for p in (", ".join(feats), metric_unit(m, kind)) if p]
     head = label + (f" ({', '.join(parts)})" if parts else "")
     if spec is not None and arrow:
