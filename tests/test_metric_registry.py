@@ -73,10 +73,10 @@ def test_a_toy_metric_flows_through_score_record_regress_and_leaderboard(toy_met
     worse.metrics["pixel_gap"].value = entry.value + 0.05
     verdicts = {r.metric: r.verdict for r in compare(Baseline(entries=base.entries), [worse]).rows}
     assert verdicts["pixel_gap"] == "REGRESSED"
-    # the leaderboard has a column for it, with its direction arrow
+    # the leaderboard has a column for it: its registry label, the features it was computed on and its direction
     worse.config = {"table": {"family": "toy", "seed": 0, "status": "ok"}}
     md = leaderboard_markdown([worse], LeaderboardMeta(name="t", dataset="digits", command="test"))
-    assert "pixel_gap ↓" in md
+    assert "mean-pixel gap (pixels in [0,1]) ↓" in md
 
 
 def test_registering_twice_or_stealing_a_metric_is_refused(toy_metric):
