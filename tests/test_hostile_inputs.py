@@ -274,8 +274,8 @@ USAGE, MODEL, DATA, RESULTS, GATE, DISK, SAFE, SIGNALS, CACHE = (
 
 CASES: list[Case] = [
     # --- usage (exit 2): bad option values are refused before anything runs
-    Case("prdc-k-0", USAGE, "--prdc-k 0", S("--samples", "{t}/gen.npz", "--prdc-k", "0"), 2,
-         "prdc_k (--prdc-k) must be at least 1", G),
+    Case("dc-k-0", USAGE, "--dc-k 0", S("--samples", "{t}/gen.npz", "--dc-k", "0"), 2,
+         "dc_k (--dc-k) must be at least 1", G),
     Case("kid-subsets-0", USAGE, "--kid-subsets 0", S("--samples", "{t}/gen.npz", "--kid-subsets", "0"), 2,
          "kid_subsets (--kid-subsets) must be at least 1, got 0", G),
     Case("fid-bootstrap-neg", USAGE, "--fid-bootstrap -3", S("--samples", "{t}/gen.npz", "--fid-bootstrap=-3"), 2,

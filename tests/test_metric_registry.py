@@ -73,10 +73,10 @@ def test_a_toy_metric_flows_through_score_record_regress_and_leaderboard(toy_met
     worse.metrics["pixel_gap"].value = entry.value + 0.05
     verdicts = {r.metric: r.verdict for r in compare(Baseline(entries=base.entries), [worse]).rows}
     assert verdicts["pixel_gap"] == "REGRESSED"
-    # the leaderboard has a column for it, with its direction arrow
+    # the leaderboard has a column for it: its registry label, the features it was computed on and its direction
     worse.config = {"table": {"family": "toy", "seed": 0, "status": "ok"}}
     md = leaderboard_markdown([worse], LeaderboardMeta(name="t", dataset="digits", command="test"))
-    assert "pixel_gap ↓" in md
+    assert "mean-pixel gap (pixels in [0,1]) ↓" in md
 
 
 def test_registering_twice_or_stealing_a_metric_is_refused(toy_metric):
@@ -99,8 +99,9 @@ def test_names_groups_and_aliases_resolve_in_registry_order():
 def test_defaults_are_one_policy_for_score_evaluate_and_the_evaluator():
     assert default_metrics("image") == ["fid", "kid", "prdc"]
     assert default_metrics("points") == ["mmd", "kde", "mode_coverage"]
-    assert default_metrics("image", table=True) == ["fid", "prdc", "nll", "speed"]
-    assert default_metrics("points", table=True) == ["mmd", "mode_coverage", "nll", "speed"]
+    assert default_metrics("image", table=True) == ["fid", "kid", "prdc", "is", "mmd", "kde", "cond_acc", "nll",
+                                                    "speed"]
+    assert default_metrics("points", table=True) == ["mmd", "kde", "mode_coverage", "nll", "speed"]
     ev = Evaluator("ring8", device="cpu", progress=False)
     assert ev.group_names == default_metrics("points")
 

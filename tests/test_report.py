@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import math
 import os
 import re
 import shutil
@@ -31,17 +32,20 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
-def _record(family, dataset, seed, ckpt, metrics, *, status="ok", kind="exact", history=None):
+FEATURE_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage", "is", "mmd")
+
+
+def _record(family, dataset, seed, ckpt, metrics, *, status="ok", kind="exact", history=None, real=False):
     r = Record(model=f"{family}-tiny", dataset=dataset, split="test", family=family, seed=seed)
     for name, (v, lo, hi) in metrics.items():
         r.add(MetricValue(name, v, n=200, ci_low=lo, ci_high=hi, kind=kind if name in ("bpd", "nll") else None,
-                          extractor="classifier-digits" if dataset == "digits" else None,
-                          extractor_sha256="ab" * 32 if dataset == "digits" else None))
+                          extractor="classifier-digits" if dataset == "digits" and name in FEATURE_METRICS else None,
+                          extractor_sha256="ab" * 32 if dataset == "digits" and name in FEATURE_METRICS else None))
     r.config = {"table": {"family": family, "preset": f"{dataset}-tiny", "seed": seed, "status": status,
                           "note": "training diverged at step 13" if status != "ok" else None, "checkpoint": ckpt,
                           "checkpoint_sha256": "cd" * 32, "history": history or [], "likelihood_kind": kind,
                           "nfe_per_sample": 1.0, "command": f"dgmbench table --dataset {dataset} --preset {dataset}-tiny",
-                          **({"num_modes": 8} if dataset == "ring8" else {})}}
+                          **({"num_modes": 8} if dataset == "ring8" else {}), **({"real_data": True} if real else {})}}
     return r
 
 
@@ -106,19 +110,32 @@ def built(tmp_path_factory):
                 "coverage": (0.1, None, None), "samples_per_s": (50.0, None, None)}, kind="none",
                 history=ck["fake2", "digits"][1]),
             _record("fake2", "digits", 1, ck["fake2", "digits"][0], {}, status="diverged", kind="none"),
+            # the real-data row: held-out images scored as a model (FID floor 5, KID with its subset std)
+            _record("real data", "digits", 0, None, {
+                "fid": (5.0, 4.0, 6.0), "precision": (0.95, None, None), "recall": (0.95, None, None),
+                "coverage": (0.9, None, None)}, kind="none", real=True),
         ]
+        # ring8: two textbook families (labels only: the models are the stand-in's checkpoints)
         ring = [
-            _record("fake", "ring8", 0, ck["fake", "ring8"][0], {
+            _record("diffusion", "ring8", 0, ck["fake", "ring8"][0], {
                 "modes_captured": (8, None, None), "hq_fraction": (0.95, None, None), "mode_rkl": (0.01, None, None),
                 "nll": (-1.5, None, None), "samples_per_s": (2e5, None, None)}, history=ck["fake", "ring8"][1]),
-            _record("fake2", "ring8", 0, ck["fake2", "ring8"][0], {
+            _record("gan", "ring8", 0, ck["fake2", "ring8"][0], {
                 "modes_captured": (3, None, None), "hq_fraction": (0.5, None, None), "mode_rkl": (0.9, None, None),
                 "samples_per_s": (1e3, None, None)}, kind="none", history=ck["fake2", "ring8"][1]),
         ]
+        ring_model = {"diffusion": "fake", "gan": "fake2"}
         for recs, name, ds, kind in ((digits, "digits-tiny", "digits", "image"), (ring, "ring8-tiny", "ring8", "points")):
             for r in recs:
-                if r.config["table"]["status"] == "ok":
-                    _with_grid(r, lb, name, ck[r.family, ds][2], kind)
+                if r.config["table"]["status"] != "ok":
+                    continue
+                if r.family == "real data":
+                    from dgmbench.data.registry import get_dataset
+
+                    _with_grid(r, lb, name, get_dataset("digits", "train").data[:64], kind)
+                else:
+                    _with_grid(r, lb, name, ck[ring_model.get(r.family, r.family), ds][2], kind)
+        digits[4].metrics["kid"] = MetricValue("kid", 2e-3, n=200, std=5e-4, extractor="classifier-digits")
     for path, _, _ in ck.values():
         os.unlink(path)  # no checkpoint left to load
     sections = [DatasetSection("digits-tiny", digits, folder=str(lb)), DatasetSection("ring8-tiny", ring, folder=str(lb))]
@@ -136,9 +153,9 @@ def test_html_is_self_contained_and_images_are_pngs(built):
     assert not re.search(r'(src|href)="(https?:)?//', text), "the report must not load anything from outside"
     assert "<link" not in text
     srcs = _imgs(text)
-    # sample grids of the finished runs (digits 3, ring8 2) + per section: metric bars,
-    # quality-vs-speed and loss curves
-    assert len(srcs) == 11
+    # sample grids of the finished runs (digits 3 + the real-data row, ring8 2) + per section: metric
+    # bars, quality-vs-speed and loss curves; the textbook plot of ring8 (digits has no textbook family)
+    assert len(srcs) == 13
     for src in srcs:
         assert src.startswith("data:image/png;base64,")
         img = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
@@ -164,10 +181,13 @@ def test_sample_grids_are_the_table_files_of_every_seed(built):
                 assert got is None
                 continue
             assert got == (built["lb"] / t["sample_grid"]).read_bytes()
-            assert t["sample_grid"] == f"{section.name}.samples/{r.family}-s{r.seed}.png"
+            assert t["sample_grid"] == f"{section.name}.samples/{r.family.replace(' ', '-')}-s{r.seed}.png"
     assert "diverged: no samples" in text
     # two seeds of one model: two different grids (each drawn with its run's seed)
     assert _embedded(text, "samples of fake on digits-tiny, seed 0") != _embedded(text, "samples of fake on digits-tiny, seed 1")
+    # the real-data row has its own grid file, drawn from the held-out images, shown first
+    assert built["sections"][0].records[4].config["table"]["sample_grid"] == "digits-tiny.samples/real-data-s0.png"
+    assert text.index("samples of real data on digits-tiny") < text.index("samples of fake on digits-tiny")
     # digits: 8 x 8 tiles of 8 x 8 pixels with a 1-pixel border, grey, shown at an integer zoom
     img = Image.open(io.BytesIO(_embedded(text, "samples of fake on digits-tiny, seed 0")))
     assert img.size == (73, 73) and img.mode == "L"
@@ -189,7 +209,7 @@ def test_report_cli_renders_grid_files_with_no_model_loadable(built, tmp_path, c
     digits = copy.deepcopy(built["sections"][0].records)
     for r in digits:
         RecordStore(str(lb / "digits-tiny.jsonl")).append(r)
-    assert all(not os.path.exists(r.config["table"]["checkpoint"]) for r in digits)
+    assert all(not os.path.exists(r.config["table"]["checkpoint"]) for r in digits if r.config["table"]["checkpoint"])
     with _no_model_loads():
         assert main(["report", "--leaderboards", str(lb), "--dataset", "digits-tiny", "--out", str(tmp_path / "rep")]) == 0
     text = (tmp_path / "rep" / "digits-tiny.html").read_text()
@@ -213,19 +233,92 @@ def test_report_cli_renders_grid_files_with_no_model_loadable(built, tmp_path, c
 
 def test_report_tables_show_stars_numbers_and_kinds(built):
     md = open(built["md"]).read()
-    # hand-made numbers: fake FID mean 11 (best) -> 5, precision 0.9 -> 5; fake2 FID 44 = 4x -> 3, precision 0.3 -> 2
-    assert "★★★★★ FID 11, precision 0.9" in md
-    assert "★★★☆☆ FID 44, precision 0.3" in md  # (3 + 2) / 2 = 2.5 rounds half up to 3
-    # stability: fake2 has one finished and one diverged seed -> 5 - 1 = 4 stars
-    assert "★★★★☆ FID 44, 1/2 diverged" in md
+    # hand-made numbers: fake FID mean 11 (best; 2.2x the real-data FID 5: anchored 5) -> 5, precision 0.9 -> 5;
+    # fake2 FID 44 = 4x best -> 3 (anchored 8.8x -> 4; the lower counts), precision 0.3 -> 2
+    assert "★★★★★ FID 11, 2.2x real, precision 0.9" in md
+    assert "★★★☆☆ FID 44, 8.8x real, precision 0.3" in md  # (3 + 2) / 2 = 2.5 rounds half up to 3
+    # stability: fake2 has one finished and one diverged seed: half the runs failed -> capped at 2
+    assert "★★☆☆☆ FID 44, 1/2 diverged" in md
     # density: exact 2.0 bpd, none
     assert "★★★★★ exact, 2 bits/dim" in md
     assert "| fake2 | ★☆☆☆☆ none |" in md
     # ring8: 8/8 modes -> 5; 3/8 with rKL 0.9 -> 2 - 1 = 1
     assert "★★★★★ 8/8 modes" in md
     assert "★☆☆☆☆ 3/8 modes, rKL 0.9" in md
-    for rule_word in ("coefficient of variation", "doubling of FID", "factor of 10", "reverse KL"):
+    for rule_word in ("coefficient of variation", "log4(FID / real-data FID)", "factor of 10", "reverse KL",
+                      "uniform model", "collapsed"):
         assert rule_word in open(built["html"]).read()
+
+
+def test_report_shows_real_data_textbook_and_labelled_columns(built):
+    """The new sections: the real-data row first in every table, headers naming features and units,
+    the textbook table beside the measured one with its summary line and reasons, and its plot."""
+    md = open(built["md"]).read()
+    text = open(built["html"]).read()
+    for doc in (md, text):
+        assert "Textbook vs measured" in doc
+        assert "FID (classifier-digits) ↓" in doc and "KID x10^3 (classifier-digits) ↓" in doc
+        assert "bpd (bits/dim) ↓" in doc and "speed (samples/s) ↑" in doc
+        assert "NLL (nats/point) ↓" in doc  # ring8: a 2-D density is per point
+        assert "row scores held-out training items as if they were a model" in doc
+        # ring8: diffusion 8/8 modes (5) vs textbook 5; gan 3/8 modes with rKL 0.9 -> 1 vs textbook 2
+        assert "ring8-tiny: " in doc and "rated cells agree with the textbook within one star" in doc
+    # KID shown x10^3 with its own subset std (one seed)
+    assert "| 2 ± 0.5 |" in md
+    # the real-data row is the first row of the metrics and comparison tables of digits
+    digits_md = md.split("## ring8-tiny")[0]
+    first_rows = [line for line in digits_md.splitlines() if line.startswith("| ") and not line.startswith("| family")]
+    assert first_rows[0].startswith("| real data |")
+    metrics_rows = digits_md.split("### Metrics")[1].splitlines()
+    assert next(line for line in metrics_rows if line.startswith("| ") and "family" not in line).startswith("| real data")
+    # the disagreement reason names both ratings and the numbers
+    assert "- diffusion speed 2 vs 5: 200,000 samples/s, NFE 1" in md
+    assert "textbook-summary" in text and _embedded(text, "textbook vs measured stars") is not None
+    assert "textbook 5 · measured 5 ✓" in text
+
+
+def test_error_bars_are_clipped_to_the_valid_range():
+    from dgmbench.report.plots import clipped_errors, valid_range
+
+    assert valid_range("fid") == (0.0, math.inf)
+    assert valid_range("recall") == (0.0, 1.0) and valid_range("coverage") == (0.0, 1.0)
+    assert valid_range("samples_per_s")[0] > 0 and valid_range("is") == (1.0, math.inf)
+    assert valid_range("kde_ll") == (-math.inf, math.inf)
+    # FID 34 with a bootstrap interval [-11.5, 80.3]: the bar goes down to 0, not below
+    assert clipped_errors(34.4, (-11.5, 80.3), "fid") == pytest.approx((34.4, 45.9))
+    # recall 0.95 +- 0.1 -> [0.85, 1.0]
+    assert clipped_errors(0.95, (0.85, 1.05), "recall") == pytest.approx((0.1, 0.05))
+    # speed 0.5 with [-1, 2]: stays above 0
+    below, above = clipped_errors(0.5, (-1.0, 2.0), "samples_per_s")
+    assert 0.5 - below > 0 and above == pytest.approx(1.5)
+    assert clipped_errors(3.0, None, "fid") == (0.0, 0.0)
+
+
+def test_outlier_switches_to_a_log_axis_and_titles_wrap():
+    from dgmbench.report.plots import TITLE_WIDTH, panel_title, wants_log_axis
+
+    # 20-30 and one at 400: 20x the range (< 30x) but 16x the median of the others -> log
+    assert wants_log_axis([20.0, 25.0, 30.0, 400.0])
+    assert not wants_log_axis([20.0, 25.0, 30.0, 200.0])  # 8x the median: linear
+    title = panel_title("high-quality samples (within 3 std) (higher is better), log scale")
+    assert all(len(line) <= TITLE_WIDTH for line in title.splitlines()) and title.count("\n") >= 1
+
+
+def test_mixed_extractors_never_share_a_column():
+    from dgmbench.report.leaderboard import metric_header, metrics_markdown, ordered_columns
+    from dgmbench.report.summary import summarize
+
+    a = Record(model="a", dataset="cifar10", split="test", family="gan", seed=0)
+    a.add(MetricValue("is", 6.0, extractor="inception"))
+    b = Record(model="b", dataset="cifar10", split="test", family="vae", seed=0)
+    b.add(MetricValue("is", 9.0, extractor="classifier-cifar10"))
+    sums = summarize([a, b])
+    assert ordered_columns(sums) == [("is", "classifier-cifar10"), ("is", "inception")]  # vae first
+    md = metrics_markdown(sums, "image")
+    assert "IS (classifier-cifar10) ↑ | IS (inception) ↑" in md
+    assert "| vae | none | 1/1 | 9 | - |" in md and "| gan | none | 1/1 | - | 6 |" in md
+    assert metric_header("nll", sums, "image") == "NLL (nats/image) ↓"
+    assert metric_header("kde_ll", sums, "points", "raw") == "KDE log-likelihood (raw points, nats/point) ↑"
 
 
 def _chromium(args, tmp_path, timeout=120):
@@ -248,10 +341,11 @@ def test_report_renders_in_headless_chromium(built, tmp_path):
     out = _chromium(["--virtual-time-budget=10000", "--dump-dom", url], tmp_path)
     flags = _dom_flags(out.stdout)
     assert flags.get("data-checked") == "1", out.stderr[-2000:]
-    assert flags["data-images"] == "11"
+    assert flags["data-images"] == "13"
     assert flags["data-failed-images"] == "0", flags.get("data-failed-list")
     assert flags["data-script-errors"] == "0"
     assert "Comparison" in out.stdout and "★" in out.stdout
+    assert "Textbook vs measured" in out.stdout and "textbook vs measured stars" in out.stdout
     shot = tmp_path / "shot.png"
     out = _chromium(["--hide-scrollbars", "--window-size=1200,3000", f"--screenshot={shot}", url], tmp_path)
     assert shot.exists(), out.stderr[-2000:]

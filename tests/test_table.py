@@ -79,7 +79,13 @@ def _reference_grid(checkpoint: str, seed: int, sampling: dict | None = None) ->
     model = load_baseline(checkpoint, device="cpu")
     apply_sampling_options(model, sampling or {})
     with torch.no_grad():
-        x = model.sample(64, generator=torch.Generator().manual_seed(seed)).float().clamp(0, 1).numpy()
+        x = model.sample(64, generator=torch.Generator().manual_seed(seed)).float()
+    return _hand_grid(x)
+
+
+def _hand_grid(x) -> np.ndarray:
+    """64 grey images (N, 1, h, w) placed by hand on a white 1-pixel lattice, round(255 * clamp(x, 0, 1))."""
+    x = x.float().clamp(0, 1).numpy()
     _, c, h, w = x.shape
     assert c == 1
     grid = np.full((8 * (h + 1) + 1, 8 * (w + 1) + 1), 255, dtype=np.uint8)
@@ -140,10 +146,26 @@ def test_leaderboard_files(reference):
     assert "dgmbench table --dataset digits --preset digits-tiny" in md.splitlines()[0]
     assert "## Comparison" in md and "★" in md
     df = pd.read_csv(csv, comment="#")
-    assert list(df["family"]) == [f for f in ("autoregressive", "vae", "flow", "gan", "ebm", "score", "diffusion",
-                                               "fake") if f in families]
+    assert list(df["family"]) == ["real data"] + [f for f in ("autoregressive", "vae", "flow", "gan", "ebm", "score",
+                                                              "diffusion", "fake") if f in families]
     records = [json.loads(line) for line in (tmp / "lb" / "digits-tiny.jsonl").read_text().splitlines()]
-    assert len(records) == len(families)
+    assert len(records) == len(families) + 1
+    # the real-data row: held-out training images scored like a model (same n and metrics, no NLL/speed),
+    # first in the leaderboard, disjoint from KDE's 1000 validation items
+    real = records[0]
+    assert real["family"] == "real data" and real["config"]["table"]["real_data"] is True
+    assert real["n_samples"] == N
+    assert set(real["metrics"]) == {"fid", "fid_inf", "precision", "recall", "density", "coverage"}
+    # FID-inf needs subsets of at least ceil(2.4 d) = 154 for the 64-d features plus a range above them
+    # (Chong & Forsyth): 154 + 64 = 218 samples; with fewer it is not computed, and says why
+    assert real["metrics"]["fid_inf"]["value"] is None
+    assert "at least 218 generated samples" in real["metrics"]["fid_inf"]["note"]
+    assert f"items 1000..{1000 + N - 1} of its seed-0 permutation" in real["config"]["table"]["subset"]
+    assert 0 < real["metrics"]["fid"]["value"] < min(r["metrics"]["fid"]["value"] for r in records[1:])
+    md = (tmp / "lb" / "digits-tiny.md").read_text()
+    assert "## Textbook vs measured" in md and "rated cells agree with the textbook within one star" in md
+    assert "FID (classifier-digits) ↓" in md
+    records = records[1:]
     for rec in records:
         row = df[df["family"] == rec["family"]].iloc[0]
         assert rec["config"]["table"]["status"] == "ok", rec["config"]["table"]
@@ -175,7 +197,19 @@ def test_table_run_writes_the_sample_grid_files(reference, monkeypatch):
     monkeypatch.setitem(registry.FAMILIES, "fake", fake.MODULE)
     tmp, families = reference
     records = [json.loads(line) for line in (tmp / "lb" / "digits-tiny.jsonl").read_text().splitlines()]
-    assert sorted(p.name for p in (tmp / "lb" / "digits-tiny.samples").iterdir()) == sorted(f"{f}-s0.png" for f in families)
+    assert sorted(p.name for p in (tmp / "lb" / "digits-tiny.samples").iterdir()) == sorted(
+        [f"{f}-s0.png" for f in families] + ["real-data-s0.png"])
+    # the real-data grid: the first 64 held-out images (items 1000.. of the seed-0 permutation of the train split)
+    import torch
+
+    from dgmbench.data.registry import get_dataset
+
+    real, records = records[0], records[1:]
+    train = get_dataset("digits", "train").data
+    held_out = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[1000:1064]]
+    assert real["config"]["table"]["sample_grid"] == "digits-tiny.samples/real-data-s0.png"
+    np.testing.assert_array_equal(_grid_pixels(tmp / "lb" / real["config"]["table"]["sample_grid"]),
+                                  _hand_grid(held_out))
     for rec in records:
         t = rec["config"]["table"]
         assert t["sample_grid"] == f"digits-tiny.samples/{rec['family']}-s0.png"
@@ -275,10 +309,10 @@ def test_diverged_runs_are_counted_not_scored(tmp_path, home, monkeypatch, capsy
     capsys.readouterr()
     df = pd.read_csv(tmp_path / "lb" / "digits-nan.csv", comment="#")
     # every registered family but fake lacks a 'digits-nan' preset: reported, not crashed on
-    assert list(df["family"]) == ["fake"]
-    row = df.iloc[0]
+    assert list(df["family"]) == ["real data", "fake"]
+    row = df.iloc[1]
     assert row["runs"] == 2 and row["diverged"] == 2
-    recs = [json.loads(x) for x in (tmp_path / "lb" / "digits-nan.jsonl").read_text().splitlines()]
+    recs = [json.loads(x) for x in (tmp_path / "lb" / "digits-nan.jsonl").read_text().splitlines()][1:]
     assert [r["config"]["table"]["status"] for r in recs] == ["diverged", "diverged"]
     assert all(r["metrics"] == {} for r in recs)
     assert "diverged at step 13" in recs[0]["config"]["table"]["note"]
@@ -298,7 +332,10 @@ def test_mixture_dataset_reports_mode_coverage(tmp_path, home, monkeypatch):
     assert main(["table", "--dataset", "ring8", "--preset", "ring8-tiny", "--families", "fake", "--seeds", "1",
                  "-n", "500", "--device", "cpu", "--out", str(tmp_path), "--runs-dir", str(tmp_path / "runs"),
                  "--no-progress"]) == 0
-    rec = json.loads((tmp_path / "ring8-tiny.jsonl").read_text())
+    real, rec = [json.loads(x) for x in (tmp_path / "ring8-tiny.jsonl").read_text().splitlines()]
+    # the real-data row: held-out ring points capture every mode, nearly all within 3 std
+    assert real["family"] == "real data" and real["metrics"]["modes_captured"]["value"] == 8
+    assert real["metrics"]["hq_fraction"]["value"] > 0.95
     m = rec["metrics"]
     # a single Gaussian fit to the ring: most samples lie between the modes, far more than 3 std (0.03) away
     assert m["hq_fraction"]["value"] < 0.2

@@ -99,6 +99,28 @@ def inception_score(ctx: MetricContext) -> list[MetricValue]:
     return [inception_score_unavailable(note, n=ctx.n, **ctx.prov())]
 
 
+def cond_acc(ctx: MetricContext) -> list[MetricValue]:
+    """Conditional accuracy: the fraction of samples the extractor's classifier assigns to the class the
+    model was asked for (argmax of its logits == requested label), with its binomial std
+    sqrt(p (1 - p) / n). None with the reason for an unconditional model or an extractor without logits."""
+    ext = ctx.extractor
+    lo = getattr(ext, "logits_output", None)
+    if ctx.labels is None:
+        return [MetricValue(name="cond_acc", value=None, n=ctx.n, note="unconditional samples: no requested class",
+                            **ctx.prov())]
+    if not lo:
+        why = f"the '{getattr(ext, 'name', None)}' extractor has no class logits"
+        return [MetricValue(name="cond_acc", value=None, n=ctx.n, note=why, **ctx.prov())]
+    logits = ctx.features[lo]
+    if logits.shape[0] != ctx.labels.shape[0]:
+        raise DataError(f"{ctx.labels.shape[0]} labels for {logits.shape[0]} samples")
+    pred = logits.argmax(dim=1).cpu()
+    n = int(pred.shape[0])
+    p = float((pred == ctx.labels.cpu().long()).double().mean())
+    return [MetricValue(name="cond_acc", value=p, n=n, unit="fraction", std=math.sqrt(max(p * (1 - p), 0.0) / n),
+                        extra={"classes": int(logits.shape[1])}, **ctx.prov())]
+
+
 def mmd(ctx: MetricContext) -> list[MetricValue]:
     """Unbiased RBF MMD^2 on the extractor's features or the raw samples, on seeded subsets of at most mmd_max_n."""
     o = ctx.options

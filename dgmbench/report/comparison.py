@@ -36,6 +36,7 @@ class ComparisonRow:
     family: str
     preset: str | None
     cells: dict[str, Cell]
+    is_real: bool = False  # the real-data row (the anchor of sample quality)
 
 
 def fmt(x: float | None, digits: int = 3) -> str:
@@ -88,12 +89,18 @@ def _mean_keep_inf(vals: list[float]) -> float | None:
 
 
 def comparison_table(summaries: list[ModelSummary], kind: str) -> list[ComparisonRow]:
-    """Rate every model of one table (one dataset) by the rules in :mod:`stars`."""
+    """Rate every model of one table (one dataset) by the rules in :mod:`stars`.
+
+    "Best in this table" is over the models (the real-data row is left out); the real-data row's
+    FID anchors sample quality. The real-data row itself is rated for quality and coverage only."""
     dens_name = DENSITY_METRIC[kind]
     qual_name = STABILITY_METRIC[kind]
-    best_density = _best([s.mean(dens_name) for s in summaries if s.likelihood_kind != "none"], True)
-    best_fid = _best([s.mean("fid") for s in summaries], True)
-    best_speed = _best([s.mean("samples_per_s") for s in summaries], False)
+    models = [s for s in summaries if not s.is_real]
+    real = next((s for s in summaries if s.is_real), None)
+    real_fid = real.mean("fid") if real is not None else None
+    best_density = _best([s.mean(dens_name) for s in models if s.likelihood_kind != "none"], True)
+    best_fid = _best([s.mean("fid") for s in models], True)
+    best_speed = _best([s.mean("samples_per_s") for s in models], False)
     rows = []
     for s in summaries:
         cells: dict[str, Cell] = {}
@@ -101,27 +108,43 @@ def comparison_table(summaries: list[ModelSummary], kind: str) -> list[Compariso
         kind_ = s.likelihood_kind
         dens = s.mean(dens_name)
         unit = "bits/dim" if dens_name == "bpd" else "nats"
-        text = kind_ if dens is None or kind_ == "none" else f"{kind_}, {fmt(dens)} {unit}"
-        cells["density"] = Cell(S.density_stars(kind_, dens, best_density), text)
-        # stability
-        vals = s.values(qual_name)
+        if s.is_real:
+            cells["density"] = Cell(None, "real data: not a model")
+        else:
+            text = kind_ if dens is None or kind_ == "none" else f"{kind_}, {fmt(dens)} {unit}"
+            if dens_name == "bpd" and kind_ != "none" and dens is not None and \
+                    dens >= S.UNIFORM_BPD * (1 - S.UNIFORM_MARGIN):
+                text += f" (uniform: {S.UNIFORM_BPD:.2f})"
+            cells["density"] = Cell(S.density_stars(kind_, dens, best_density, bits_per_dim=dens_name == "bpd"), text)
+        # stability: failures (diverged, unscorable, collapsed) and spread of the healthy runs
+        vals = s.healthy_values(qual_name, kind)
+        n_coll = len(s.collapsed(kind))
         cv = S.coefficient_of_variation(vals)
         label = "FID" if qual_name == "fid" else "HQ"
         parts = []
         if vals:
-            m = s.mean(qual_name)
-            sd = s.std(qual_name)
+            m = sum(vals) / len(vals)
+            sd = S.sample_std(vals)
             parts.append(f"{label} {fmt(m)}" + (f" ± {fmt(sd, 2)}" if sd is not None else ""))
         if cv is not None:
             parts.append(f"cv {fmt(100 * cv, 2)}%")
         parts.append(f"{s.n_diverged}/{s.n_runs} diverged")
-        cells["stability"] = Cell(S.stability_stars(vals, s.n_diverged), ", ".join(parts))
+        if n_coll:
+            why = f"recall < {S.COLLAPSE_RECALL:g}" if kind == "image" else "< half the modes"
+            parts.append(f"{n_coll}/{s.n_runs} collapsed ({why})")
+        if s.is_real:
+            cells["stability"] = Cell(None, "real data: not trained")
+        else:
+            cells["stability"] = Cell(S.stability_stars(vals, s.n_failed(kind), s.n_runs), ", ".join(parts))
         # quality
         if kind == "image":
             fid, prec = s.mean("fid"), s.mean("precision")
-            text = ", ".join(p for p in (f"FID {fmt(fid)}" if fid is not None else "",
+            ratio = (f"{fmt(fid / real_fid)}x real" if fid is not None and real_fid and real_fid > 0 and not s.is_real
+                     else "")
+            text = ", ".join(p for p in (f"FID {fmt(fid)}" if fid is not None else "", ratio,
                                         f"precision {fmt(prec)}" if prec is not None else "") if p)
-            cells["quality"] = Cell(S.quality_stars(fid, best_fid, prec), text or "not measured")
+            cells["quality"] = Cell(S.quality_stars(fid, best_fid if not s.is_real else fid, prec,
+                                                    real_fid if not s.is_real else None), text or "not measured")
         else:
             hq = s.mean("hq_fraction")
             mmd = s.mean("mmd")
@@ -131,9 +154,14 @@ def comparison_table(summaries: list[ModelSummary], kind: str) -> list[Compariso
         # speed
         sps = s.mean("samples_per_s")
         nfe = s.nfe
-        text = ", ".join(p for p in (f"{fmt(sps)} samples/s" if sps is not None else "",
-                                    f"NFE {fmt(nfe)}" if nfe is not None else "") if p)
-        cells["speed"] = Cell(S.speed_stars(sps, best_speed), text or "not measured")
+        if s.is_real:
+            cells["speed"] = Cell(None, "real data: not sampled")
+        else:
+            text = ", ".join(p for p in (f"{fmt(sps)} samples/s" if sps is not None else "",
+                                        f"NFE {fmt(nfe)}" if nfe is not None else "") if p)
+            if sps is not None and best_speed and sps < best_speed:
+                text += f", {fmt(best_speed / sps)}x slower than the fastest"
+            cells["speed"] = Cell(S.speed_stars(sps, best_speed), text or "not measured")
         # coverage
         if kind == "image":
             rec, cov = s.mean("recall"), s.mean("coverage")
@@ -149,7 +177,7 @@ def comparison_table(summaries: list[ModelSummary], kind: str) -> list[Compariso
             else:
                 text = f"{fmt(captured)}/{k if k else '?'} modes" + (f", rKL {fmt(rkl)}" if rkl is not None else "")
                 cells["coverage"] = Cell(S.mode_coverage_stars(captured, k, rkl), text)
-        rows.append(ComparisonRow(s.family, s.preset, cells))
+        rows.append(ComparisonRow(s.family, s.preset, cells, is_real=s.is_real))
     return rows
 
 

@@ -2,8 +2,12 @@
 ``NAME.jsonl`` (the Records), each starting with the command that made it.
 
 Values are means over the finished seeds with the sample std (ddof=1) beside them; with a
-single seed the Record's own interval (bootstrap CI or subset std) is shown instead.
-Files are written atomically (temporary file + rename).
+single seed the Record's own interval is shown instead (bootstrap CI; KID's subset std and
+KDE's standard error as ± std). Every column header names the features the metric was
+computed on and its unit (``FID (classifier-digits)``, ``NLL (nats/image)``, ``KID x10^3``);
+a metric computed with different extractors in one table gets one column per extractor, so
+two kinds of IS (classifier logits, Inception) never share a column. The real-data row comes
+first. Files are written atomically (temporary file + rename).
 """
 
 from __future__ import annotations
@@ -15,7 +19,16 @@ from ..metrics.registry import METRICS
 from ..results import Record, atomic_write_text
 from ..sampling import format_sampling_options
 from .comparison import comparison_markdown, comparison_table, fmt
-from .summary import ModelSummary, dataset_kind, summarize, table_info
+from .summary import ModelSummary, dataset_kind, record_order, summarize, table_info
+from .textbook import textbook_markdown
+
+# metric -> (factor, header text): values are shown multiplied by the factor, as papers print them
+DISPLAY_SCALE: dict[str, tuple[float, str]] = {"kid": (1e3, "x10^3")}
+# one seed: show these metrics' own std (KID's subset std, KDE's standard error) rather than their CI
+OWN_STD = frozenset({"kid", "kde_ll", "kde_bpd", "cond_acc", "mmd"})
+# units per data item: "nats" of a likelihood is per image or per point
+PER_ITEM = frozenset({"nll", "kde_ll"})
+RAW_FEATURES = {"image": "pixels in [0,1]", "points": "raw points"}
 
 
 @dataclass
@@ -30,6 +43,21 @@ class LeaderboardMeta:
     n: int | None = None
     split: str | None = None
     missing: dict[str, str] = field(default_factory=dict)  # family -> why it is not in the table
+
+
+Column = tuple[str, str | None]  # (metric, extractor: None when every run used the same one)
+
+
+def ordered_columns(summaries: list[ModelSummary]) -> list[Column]:
+    """(metric, extractor) per column: one per metric, or one per extractor when a metric was
+    computed with more than one extractor in this table (never two kinds of IS in one column)."""
+    cols: list[Column] = []
+    for m in ordered_metrics(summaries):
+        exts: list[str] = []
+        for s in summaries:
+            exts += [e for e in s.extractors(m) if e not in exts]
+        cols += [(m, e) for e in exts] if len(exts) > 1 else [(m, None)]
+    return cols
 
 
 def ordered_metrics(summaries: list[ModelSummary]) -> list[str]:
@@ -60,34 +88,70 @@ def leaderboard_frame(summaries: list[ModelSummary]):
     return pd.DataFrame(rows)
 
 
-def _cell(s: ModelSummary, m: str) -> str:
-    mean = s.mean(m)
+def _cell(s: ModelSummary, m: str, extractor: str | None = None) -> str:
+    """Mean ± std over seeds, or one seed's value with its own interval; KID x10^3; MMD with its
+    permutation-test p-value."""
+    mean = s.mean(m, extractor)
     if mean is None:
         return "-"
-    if len(s.values(m)) >= 2:
-        return f"{fmt(mean)} ± {fmt(s.std(m), 2)}"
-    mv = s.metric(m)
-    if mv is not None and mv.ci_low is not None and mv.ci_high is not None:
-        return f"{fmt(mean)} [{fmt(mv.ci_low)}, {fmt(mv.ci_high)}]"
-    if mv is not None and mv.std is not None:
-        return f"{fmt(mean)} ± {fmt(mv.std, 2)}"
-    return fmt(mean)
+    k = DISPLAY_SCALE.get(m, (1.0, ""))[0]
+    mv = s.metric(m, extractor)
+    if len(s.values(m, extractor)) >= 2:
+        out = f"{fmt(k * mean)} ± {fmt(k * s.std(m, extractor), 2)}"
+    elif mv is not None and mv.std is not None and (m in OWN_STD or mv.ci_low is None):
+        out = f"{fmt(k * mean)} ± {fmt(k * mv.std, 2)}"
+    elif mv is not None and mv.ci_low is not None and mv.ci_high is not None:
+        out = f"{fmt(k * mean)} [{fmt(k * mv.ci_low)}, {fmt(k * mv.ci_high)}]"
+    else:
+        out = fmt(k * mean)
+    pvals = [float(r.metrics[m].extra["p_value"]) for r in s.finished if m in r.metrics
+             and (extractor is None or r.metrics[m].extractor == extractor) and "p_value" in r.metrics[m].extra]
+    if pvals:
+        out += f" (p {fmt(sum(pvals) / len(pvals), 2)})"
+    return out
 
 
-def metric_header(m: str) -> str:
+def metric_unit(m: str, kind: str) -> str:
+    """The unit shown in a header: '' for unitless values and fractions; nats per image or point."""
     spec = METRICS.get(m)
-    if spec is None:
-        return m
-    arrow = "↑" if spec.higher_is_better else "↓"
-    return f"{m} {arrow}"
+    unit = spec.unit if spec is not None else ""
+    if unit in ("", "fraction"):
+        return ""
+    if m in PER_ITEM or unit == "nats" and m not in ("mode_rkl",):
+        return f"nats/{'image' if kind == 'image' else 'point'}"
+    return unit
 
 
-def metrics_markdown(summaries: list[ModelSummary]) -> str:
-    metrics = ordered_metrics(summaries)
-    lines = ["| family | likelihood | finished/runs | " + " | ".join(metric_header(m) for m in metrics) + " |",
-             "|---" * (3 + len(metrics)) + "|"]
+def metric_header(m: str, summaries: list[ModelSummary] | None = None, kind: str = "image",
+                  extractor: str | None = None, arrow: bool = True) -> str:
+    """'FID (classifier-digits) ↓', 'KID x10^3 (classifier-digits) ↓', 'NLL (nats/image) ↓',
+    'KDE log-likelihood (pixels in [0,1], nats/image) ↑': label, scale, features, unit, direction."""
+    spec = METRICS.get(m)
+    label = spec.label if spec is not None else m
+    if m in DISPLAY_SCALE:
+        label += f" {DISPLAY_SCALE[m][1]}"
+    exts = [extractor] if extractor else []
+    if not exts:
+        for s in summaries or []:
+            exts += [e for e in s.extractors(m) if e not in exts]
+    eight_bit = metric_unit(m, kind) == "bits/dim"  # bits/dim is on the 8-bit [0, 256) scale, not [0, 1]
+    feats = [("pixels" if eight_bit and kind == "image" else RAW_FEATURES.get(kind, e)) if e == "raw" else e
+             for e in exts]
+    parts = [p for p in (", ".join(feats), metric_unit(m, kind)) if p]
+    head = label + (f" ({', '.join(parts)})" if parts else "")
+    if spec is not None and arrow:
+        head += " ↑" if spec.higher_is_better else " ↓"
+    return head
+
+
+def metrics_markdown(summaries: list[ModelSummary], kind: str | None = None) -> str:
+    kind = kind or dataset_kind([r for s in summaries for r in s.records])
+    cols = ordered_columns(summaries)
+    lines = ["| family | likelihood | finished/runs | "
+             + " | ".join(metric_header(m, summaries, kind, e) for m, e in cols) + " |",
+             "|---" * (3 + len(cols)) + "|"]
     for s in summaries:
-        cells = [_cell(s, m) for m in metrics]
+        cells = [_cell(s, m, e) for m, e in cols]
         lines.append(f"| {s.family} | {s.likelihood_kind} | {s.n_runs - s.n_diverged}/{s.n_runs} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -120,6 +184,25 @@ def provenance_lines(records: list[Record]) -> list[str]:
     return lines
 
 
+METRICS_NOTE = ("KID is shown x10^3 with its subset std; MMD² with its permutation-test p-value in brackets; KDE is "
+                "the Parzen-window log-likelihood (Goodfellow et al. 2014 protocol, bandwidth chosen on a validation "
+                "split) on the [0,1] pixel scale with its standard error; IS uses the named extractor's class "
+                "logits; conditional accuracy is the classifier's agreement with the requested class (`-` for "
+                "unconditional models); FID-inf is shown where n allows it (its smallest subset at least the "
+                "feature dimension).")
+
+
+def real_data_lines(records: list[Record]) -> list[str]:
+    """A line saying what the real-data row is (none when the table has none)."""
+    for r in records:
+        t = table_info(r)
+        if t.get("real_data"):
+            return [f"The `real data` row scores held-out training items as if they were a model (same n and "
+                    f"protocol): {t.get('subset', 'train split')}. It is the floor of FID/KID, the ceiling of IS "
+                    "and precision/recall, and the anchor of the quality stars."]
+    return []
+
+
 def leaderboard_markdown(records: list[Record], meta: LeaderboardMeta) -> str:
     summaries = summarize(records)
     kind = dataset_kind(records) if records else "image"
@@ -135,11 +218,14 @@ def leaderboard_markdown(records: list[Record], meta: LeaderboardMeta) -> str:
     out += provenance_lines(records)
     out += ["", "## Metrics", "",
             "Mean ± std over finished seeds (one seed: the value with its own interval). ↑ higher is better, ↓ lower.",
-            "", metrics_markdown(summaries), ""]
+            "Each header names the features and unit.", METRICS_NOTE, *real_data_lines(records),
+            "", metrics_markdown(summaries, kind), ""]
     notes = [f"- {s.family}: " + "; ".join(s.notes()) for s in summaries if s.notes()]
     if notes:
         out += ["Runs without metrics:", "", *notes, ""]
-    out += ["## Comparison", "", comparison_markdown(comparison_table(summaries, kind), kind), ""]
+    rows = comparison_table(summaries, kind)
+    out += ["## Comparison", "", comparison_markdown(rows, kind), ""]
+    out += ["## Textbook vs measured", "", textbook_markdown(rows, meta.name), ""]
     if meta.missing:
         out += ["## Not in this table", ""]
         out += [f"- {fam}: {why}" for fam, why in meta.missing.items()]
@@ -151,7 +237,7 @@ def write_leaderboard(out_dir: str, records: list[Record], meta: LeaderboardMeta
     """Write ``<out_dir>/<name>.csv``, ``.md`` and ``.jsonl`` atomically; return their paths."""
     os.makedirs(out_dir, exist_ok=True)
     base = os.path.join(out_dir, meta.name)
-    records = sorted(records, key=lambda r: (table_info(r).get("family") or r.family or "", r.seed))
+    records = sorted(records, key=record_order)
     frame = leaderboard_frame(summarize(records))
     csv = f"# generated by: {meta.command}\n" + frame.to_csv(index=False, float_format="%.10g")
     paths = {"csv": base + ".csv", "md": base + ".md", "jsonl": base + ".jsonl"}

@@ -7,13 +7,20 @@ grids are not drawn here: the table job draws them to files (:mod:`dgmbench.tabl
 - :func:`quality_speed_png`: quality metric against samples/s (log x; log y too when the values
   span more than ``LOG_SPAN``);
 - :func:`loss_curves_png`: training curves against step, a colour per seed (a GAN's D and G
-  losses, an EBM's loss and energies).
+  losses, an EBM's loss and energies);
+- :func:`textbook_png`: textbook vs measured stars, one panel per comparison column.
+
+Error bars are clipped to each metric's valid range (:func:`valid_range`: FID and distances
+>= 0, fractions in [0, 1], IS >= 1, speed > 0); panel titles are wrapped so that neighbouring
+titles never overlap; small values (MMD², KID) get scientific tick labels.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import statistics
+import textwrap
 from collections.abc import Sequence
 
 from ..metrics.registry import METRICS
@@ -28,6 +35,11 @@ COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e3
 FAMILY_ORDER = ("autoregressive", "vae", "flow", "gan", "ebm", "score", "diffusion")
 # A panel switches to a log axis when its positive values span more than this factor.
 LOG_SPAN = 30.0
+# ... or when its largest value is more than this factor above the median of the others (an outlier
+# such as an EBM's FID squeezing the rest into the bottom of a linear axis).
+OUTLIER_FACTOR = 8.0
+TITLE_WIDTH = 34  # characters per line of a panel title
+NONNEGATIVE = frozenset({"fid", "fid_inf", "clip_fd", "nfe"})
 
 
 def series_colors(names: Sequence[str]) -> dict[str, str]:
@@ -45,7 +57,42 @@ def wants_log_axis(values: Sequence[float]) -> bool:
     """True when every value is positive and they span more than ``LOG_SPAN`` (e.g. samples/s from 1
     to 1,000, or one FID far above the rest): on a linear axis the small bars would vanish."""
     vals = [float(v) for v in values]
-    return bool(vals) and min(vals) > 0 and max(vals) / min(vals) > LOG_SPAN
+    if not vals or min(vals) <= 0:
+        return False
+    if max(vals) / min(vals) > LOG_SPAN:
+        return True
+    rest = sorted(vals)[:-1]
+    return len(rest) >= 2 and max(vals) > OUTLIER_FACTOR * statistics.median(rest)
+
+
+def valid_range(metric: str) -> tuple[float, float]:
+    """The values ``metric`` can take, for clipping error bars: fractions [0, 1], IS [1, inf), speed
+    (0, inf) (a tiny positive floor), FID and other distances [0, inf); otherwise unbounded."""
+    spec = METRICS.get(metric)
+    if spec is not None and spec.unit == "fraction":
+        return (0.0, 1.0)
+    if metric == "is":
+        return (1.0, math.inf)
+    if metric == "samples_per_s":
+        return (1e-12, math.inf)
+    if metric in NONNEGATIVE or (spec is not None and spec.unit in ("modes", "evaluations/sample")):
+        return (0.0, math.inf)
+    return (-math.inf, math.inf)
+
+
+def clipped_errors(value: float, ci: tuple[float, float] | None, metric: str) -> tuple[float, float]:
+    """(below, above) error-bar lengths of ``ci`` around ``value`` with the interval clipped to the
+    metric's valid range (never negative lengths)."""
+    if ci is None:
+        return (0.0, 0.0)
+    lo_ok, hi_ok = valid_range(metric)
+    lo, hi = max(ci[0], lo_ok), min(ci[1], hi_ok)
+    return (max(value - lo, 0.0), max(hi - value, 0.0))
+
+
+def panel_title(text: str) -> str:
+    """A panel title wrapped at ``TITLE_WIDTH`` characters."""
+    return "\n".join(textwrap.wrap(text, TITLE_WIDTH)) or text
 
 
 def new_figure(w: float, h: float):
@@ -86,40 +133,51 @@ def interval(s: ModelSummary, metric: str) -> tuple[float, float] | None:
     return None
 
 
-def metric_bars_png(summaries: Sequence[ModelSummary], metrics: Sequence[str]) -> bytes | None:
-    """One panel per metric: a bar per model (seed mean) with its 95% interval as an error bar."""
+def metric_bars_png(summaries: Sequence[ModelSummary], metrics: Sequence[str],
+                    headers: dict[str, str] | None = None, scales: dict[str, float] | None = None) -> bytes | None:
+    """One panel per metric: a bar per model (seed mean) with its 95% interval as an error bar,
+    clipped to the metric's valid range. ``headers``: panel title per metric (default: the
+    registry label); ``scales``: display factor per metric (KID x10^3)."""
     metrics = [m for m in metrics if any(s.mean(m) is not None for s in summaries)]
     if not metrics:
         return None
     colors = series_colors([s.family for s in summaries])
     cols = min(3, len(metrics))
     rows = math.ceil(len(metrics) / cols)
-    fig = new_figure(4.0 * cols, 2.8 * rows)
+    fig = new_figure(4.2 * cols, 3.1 * rows)
     for i, m in enumerate(metrics):
         ax = fig.add_subplot(rows, cols, i + 1)
+        k = (scales or {}).get(m, 1.0)
         names, vals, lo, hi = [], [], [], []
         for s in summaries:
             v = s.mean(m)
             if v is None:
                 continue
+            below, above = clipped_errors(v, interval(s, m), m)
             names.append(s.family)
-            vals.append(v)
-            ci = interval(s, m)
-            lo.append(v - ci[0] if ci else 0.0)
-            hi.append(ci[1] - v if ci else 0.0)
+            vals.append(k * v)
+            lo.append(k * below)
+            hi.append(k * above)
         x = list(range(len(names)))
-        log = wants_log_axis(vals)  # an interval reaching zero is drawn down to the axis' bottom edge
+        # a log axis for wide spans, never for fractions (their [0, 1] scale is the point); an
+        # interval reaching zero is drawn down to the axis' bottom edge
+        log = wants_log_axis(vals) and valid_range(m) != (0.0, 1.0)
         ax.bar(x, vals, color=[colors[n] for n in names], yerr=[lo, hi], capsize=3, ecolor="black")
         if log:
             ax.set_yscale("log")
+        elif valid_range(m) == (0.0, 1.0):
+            ax.set_ylim(0.0, 1.05)
+        elif vals and 0 < max(abs(v) for v in vals) < 1e-2:
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))  # MMD² 1e-4: "1e-4" offset, short ticks
+            ax.yaxis.get_offset_text().set_fontsize(7)
         ax.set_xticks(x)
         ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
         spec = METRICS.get(m)
-        label = spec.label if spec else m
+        label = (headers or {}).get(m) or (spec.label if spec else m)
         direction = "" if spec is None else (" (higher is better)" if spec.higher_is_better else " (lower is better)")
-        ax.set_title(f"{label}{direction}{', log scale' if log else ''}", fontsize=9)
+        ax.set_title(panel_title(f"{label}{direction}{', log scale' if log else ''}"), fontsize=8)
         ax.tick_params(axis="y", labelsize=8)
-    fig.tight_layout()
+    fig.tight_layout(h_pad=1.2, w_pad=1.0)
     return figure_png(fig)
 
 
@@ -202,4 +260,43 @@ def loss_curves_png(summaries: Sequence[ModelSummary]) -> bytes | None:
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6)
     fig.tight_layout()
+    return figure_png(fig)
+
+
+def textbook_png(rows: Sequence) -> bytes | None:
+    """Textbook vs measured stars (:class:`dgmbench.report.textbook.TextbookRow` s): one panel per
+    column, per family the textbook rating (hollow square) and the measured one (filled circle),
+    joined by a line, red where they differ by more than one star."""
+    from matplotlib.lines import Line2D
+
+    from .comparison import COLUMNS
+
+    rows = list(rows)
+    if not rows:
+        return None
+    fig = new_figure(2.6 * len(COLUMNS), 2.9)
+    names = [r.family for r in rows]
+    for i, (col, title) in enumerate(COLUMNS):
+        ax = fig.add_subplot(1, len(COLUMNS), i + 1)
+        for j, r in enumerate(rows):
+            cell = r.cells[col]
+            ax.scatter([j], [cell.textbook], marker="s", s=36, facecolors="none", edgecolors="black", zorder=3)
+            if cell.measured is not None:
+                bad = cell.agree is False
+                ax.plot([j, j], [cell.textbook, cell.measured], color="#b22222" if bad else "#999", lw=1, zorder=1)
+                ax.scatter([j], [cell.measured], marker="o", s=26, color="#b22222" if bad else "#2a7d2a", zorder=4)
+        ax.set_ylim(0.5, 5.5)
+        ax.set_yticks([1, 2, 3, 4, 5])
+        ax.set_xticks(list(range(len(names))))
+        ax.set_xticklabels(names, rotation=45, ha="right", fontsize=7)
+        ax.set_title(panel_title(title), fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.grid(True, axis="y", alpha=0.3)
+        if i == 0:
+            ax.set_ylabel("stars", fontsize=8)
+    handles = [Line2D([], [], ls="", marker="s", mfc="none", mec="black", label="textbook"),
+               Line2D([], [], ls="", marker="o", color="#2a7d2a", label="measured, within one star"),
+               Line2D([], [], ls="", marker="o", color="#b22222", label="measured, more than one star apart")]
+    fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=7, frameon=False, bbox_to_anchor=(0.5, 1.06))
+    fig.tight_layout(w_pad=0.8)
     return figure_png(fig)

@@ -9,6 +9,9 @@ to the leaderboard's folder) with ``sample_grid_sha256``. A diverged or failed r
 metrics and no grid.
 
 Aggregates over seeds use finished runs only: mean and sample std (ddof=1).
+
+The table's real-data row (held-out training items scored as if they were a model, family
+``REAL_FAMILY``, ``config.table.real_data`` true) sorts first.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 
 from ..data.registry import DATASETS
 from ..results import Record
+from .stars import collapsed_image_run, collapsed_modes_run
 
 # family display order: the registry's
 FAMILY_ORDER = ("autoregressive", "vae", "flow", "gan", "ebm", "score", "diffusion")
@@ -27,6 +31,12 @@ FAMILY_ORDER = ("autoregressive", "vae", "flow", "gan", "ebm", "score", "diffusi
 STABILITY_METRIC = {"image": "fid", "points": "hq_fraction"}
 # the metric standing for "explicit density" in the comparison table
 DENSITY_METRIC = {"image": "bpd", "points": "nll"}
+REAL_FAMILY = "real data"
+
+
+def is_real_data(record: Record) -> bool:
+    """True for the table's real-data row."""
+    return bool(table_info(record).get("real_data")) or record.family == REAL_FAMILY
 
 
 def table_info(record: Record) -> dict:
@@ -50,6 +60,11 @@ class ModelSummary:
     preset: str | None
     model: str
     records: list[Record] = field(default_factory=list)
+
+    @property
+    def is_real(self) -> bool:
+        """The real-data row (held-out training items), not a model."""
+        return bool(self.records) and all(is_real_data(r) for r in self.records)
 
     @property
     def seeds(self) -> list[int]:
@@ -103,6 +118,46 @@ class ModelSummary:
                 return int(mv.extra["num_modes"])
         return None
 
+    def collapsed(self, kind: str) -> list[Record]:
+        """Finished runs that collapsed: recall < 0.1 on images, fewer than half the modes on 2-D
+        mixtures (see :mod:`.stars`)."""
+        if self.is_real:
+            return []
+        out = []
+        for r in self.finished:
+            if kind == "image":
+                bad = collapsed_image_run(r.value("recall"))
+            else:
+                mv = r.metrics.get("modes_captured")
+                k = table_info(r).get("num_modes") or (mv.extra.get("num_modes") if mv is not None else None)
+                bad = collapsed_modes_run(r.value("modes_captured"), k)
+            if bad:
+                out.append(r)
+        return out
+
+    def n_failed(self, kind: str) -> int:
+        """Diverged, unscorable and collapsed runs."""
+        return self.n_diverged + len(self.collapsed(kind))
+
+    def healthy_values(self, name: str, kind: str) -> list[float]:
+        """Finite values of ``name`` over finished runs that did not collapse, in seed order."""
+        bad = {id(r) for r in self.collapsed(kind)}
+        out = []
+        for r in sorted(self.finished, key=lambda r: r.seed):
+            v = r.value(name)
+            if id(r) not in bad and _finite(v):
+                out.append(float(v))
+        return out
+
+    def extractors(self, name: str) -> list[str]:
+        """The feature extractors ``name`` was computed with over finished runs."""
+        out: list[str] = []
+        for r in self.finished:
+            mv = r.metrics.get(name)
+            if mv is not None and mv.extractor and mv.extractor not in out:
+                out.append(mv.extractor)
+        return out
+
     def metric_names(self) -> list[str]:
         names: list[str] = []
         for r in self.finished:
@@ -111,31 +166,32 @@ class ModelSummary:
                     names.append(k)
         return names
 
-    def values(self, name: str) -> list[float]:
-        """Finite values of ``name`` over finished runs, in seed order."""
-        out = []
+    def _runs(self, name: str, extractor: str | None):
         for r in sorted(self.finished, key=lambda r: r.seed):
-            v = r.value(name)
-            if _finite(v):
-                out.append(float(v))
-        return out
+            mv = r.metrics.get(name)
+            if mv is not None and (extractor is None or mv.extractor == extractor):
+                yield r, mv
 
-    def mean(self, name: str) -> float | None:
-        v = self.values(name)
+    def values(self, name: str, extractor: str | None = None) -> list[float]:
+        """Finite values of ``name`` over finished runs, in seed order (only those computed with
+        ``extractor`` when given)."""
+        return [float(mv.value) for _, mv in self._runs(name, extractor) if _finite(mv.value)]
+
+    def mean(self, name: str, extractor: str | None = None) -> float | None:
+        v = self.values(name, extractor)
         return sum(v) / len(v) if v else None
 
-    def std(self, name: str) -> float | None:
-        v = self.values(name)
+    def std(self, name: str, extractor: str | None = None) -> float | None:
+        v = self.values(name, extractor)
         if len(v) < 2:
             return None
         m = sum(v) / len(v)
         return math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1))
 
-    def metric(self, name: str):
+    def metric(self, name: str, extractor: str | None = None):
         """The MetricValue of the first finished run that has ``name`` (unit, kind, extractor)."""
-        for r in sorted(self.finished, key=lambda r: r.seed):
-            if name in r.metrics:
-                return r.metrics[name]
+        for _, mv in self._runs(name, extractor):
+            return mv
         return None
 
     def notes(self) -> list[str]:
@@ -144,7 +200,16 @@ class ModelSummary:
 
 
 def _family_rank(family: str) -> int:
+    """The real-data row first, then the registry's family order, then the others."""
+    if family == REAL_FAMILY:
+        return -1
     return FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER)
+
+
+def record_order(record: Record) -> tuple:
+    """Sort key of Records in a leaderboard: real data first, then families in registry order, seeds."""
+    family = table_info(record).get("family") or record.family or ""
+    return (_family_rank(family), family, record.seed)
 
 
 def summarize(records: Iterable[Record]) -> list[ModelSummary]:

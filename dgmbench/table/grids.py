@@ -4,8 +4,8 @@ embeds files and never loads a model.
 
 - images: ``GRID_IMAGES`` (64) samples as an 8 x 8 grid at the data's own resolution, one white
   pixel between tiles, grey (one channel) or RGB, pixel = round(255 * clamp(x, 0, 1)): a few kB;
-- 2-D points: ``GRID_POINTS`` samples as a scatter over the dataset's modes (black crosses, drawn
-  beneath the samples).
+- 2-D points: ``GRID_POINTS`` samples as a scatter over the dataset's modes (light grey crosses,
+  drawn beneath the samples).
 
 A model is sampled once, ``model.sample(n, generator=torch.Generator().manual_seed(seed))`` with
 the scored run's seed, after the table has applied the family's ``--sampling`` options: the grid
@@ -37,8 +37,9 @@ def grid_folder(name: str) -> str:
 
 
 def grid_relpath(name: str, family: str, seed: int) -> str:
-    """Where a (family, seed) grid of leaderboard ``name`` lives, relative to the leaderboard's folder."""
-    return f"{grid_folder(name)}/{family}-s{int(seed)}.png"
+    """Where a (family, seed) grid of leaderboard ``name`` lives, relative to the leaderboard's folder
+    (spaces in the family name become '-': the real-data row's grid is ``real-data-s0.png``)."""
+    return f"{grid_folder(name)}/{family.replace(' ', '-')}-s{int(seed)}.png"
 
 
 def draw_samples(model: Any, kind: str, seed: int) -> torch.Tensor:
@@ -68,10 +69,10 @@ def points_png(samples: torch.Tensor, modes: torch.Tensor | None = None) -> byte
     pts = samples.reshape(samples.shape[0], -1)[:, :2].float().numpy()
     fig = new_figure(3.2, 3.2)
     ax = fig.add_subplot(1, 1, 1)
-    ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5, color=COLORS[0], rasterized=True, zorder=2)
-    if modes is not None:  # under the samples, so that samples sitting on a mode stay visible
+    ax.scatter(pts[:, 0], pts[:, 1], s=3, alpha=0.6, color=COLORS[0], rasterized=True, zorder=2)
+    if modes is not None:  # light grey and under the samples, so that samples sitting on a mode stay visible
         m = torch.as_tensor(modes).float().numpy()
-        ax.scatter(m[:, 0], m[:, 1], marker="x", s=30, color="black", linewidths=1, zorder=1)
+        ax.scatter(m[:, 0], m[:, 1], marker="+", s=60, color="#bbbbbb", linewidths=0.8, zorder=1)
         span = float(abs(m).max()) * 1.5 + 0.5
         ax.set_xlim(-span, span)
         ax.set_ylim(-span, span)

@@ -47,11 +47,14 @@ from baselines.registry import FAMILIES, family_module, get_preset
 from ..data.registry import dataset_info, get_dataset
 from ..devices import resolve_device
 from ..errors import DgmbenchError, UsageError, suggest
-from ..harness import evaluate
+from ..harness import DEFAULT_N_CAP, evaluate
+from ..metrics.registry import GROUPS, resolve_metrics
 from ..metrics.registry import default_metrics as registry_default_metrics
-from ..metrics.registry import resolve_metrics
+from ..options import EvalOptions
 from ..protocol import likelihood_kind
+from ..reference import KDE_VAL_MAX
 from ..report.leaderboard import LeaderboardMeta, write_leaderboard
+from ..report.summary import REAL_FAMILY
 from ..results import Record, append_jsonl_line, sha256_file
 from ..sampling import apply_sampling_options, format_sampling_options, parse_sampling_options
 from .adopt import adopt_checkpoints
@@ -59,6 +62,9 @@ from .grids import grid_folder, grid_relpath, write_sample_grid
 
 LIKELIHOOD_METRICS = ("nll", "bpd")
 STATE_FILE = "table-state.jsonl"
+# Options every table evaluation is scored with (part of the evaluation key): MMD's permutation-test
+# p-value, and FID-inf (computed where n allows: see metrics.adapters.fid).
+TABLE_EVAL_OPTIONS: dict[str, Any] = {"mmd_permutations": 100, "fid_inf": True}
 
 
 # --- hashing ------------------------------------------------------------------------------
@@ -160,6 +166,7 @@ class TableConfig:
     adopt: tuple[str, ...] = ()  # checkpoints trained elsewhere that stand in for jobs (see adopt.py)
     threads: int | None = None  # torch CPU threads while training and scoring; None: torch's default
     sampling: dict[str, dict[str, Any]] = field(default_factory=dict)  # family -> sampler options (scoring only)
+    real_data: bool = True  # score held-out training items as the "real data" row (see real_data_row)
 
     @property
     def preset_name(self) -> str:
@@ -341,6 +348,7 @@ def _run_table(cfg: TableConfig, evaluate_fn: Callable[..., Record] | None) -> T
         sampling = cfg.sampling.get(job.family) or {}
         eval_key = _digest({"model": job.key, "dataset": cfg.dataset, "split": cfg.split, "metrics": requested,
                             "n": cfg.n, "seed": job.seed, "extractor": cfg.extractor, "code": ecode,
+                            "options": TABLE_EVAL_OPTIONS,
                             **({"nll_n": cfg.nll_n} if cfg.nll_n is not None else {}),
                             **({"sampling": sampling} if sampling else {})})
         sha = sha256_file(job.checkpoint) if os.path.exists(job.checkpoint) else None
@@ -377,6 +385,10 @@ def _run_table(cfg: TableConfig, evaluate_fn: Callable[..., Record] | None) -> T
         records.append(record)
         bar.update(1)
     bar.close()
+    if cfg.real_data:
+        real = real_data_row(cfg, requested, evaluate_fn, log, ecode, info.kind, modes)
+        if real is not None:
+            records.insert(0, real)
     meta = LeaderboardMeta(name=cfg.out_name, dataset=cfg.dataset, command=cfg.command, preset=cfg.preset_name,
                            seeds=list(range(cfg.seeds)), n=cfg.n, split=cfg.split, missing=missing)
     result.paths = write_leaderboard(cfg.out, records, meta)
@@ -527,7 +539,8 @@ def _evaluate_job(job: Job, cfg: TableConfig, train: dict[str, Any], requested: 
         return Record(model=name, dataset=cfg.dataset, split=cfg.split, family=job.family, seed=job.seed,
                       config={"table": table})
     kwargs = {"metrics": metrics_for(model, requested), "n": cfg.n, "seed": job.seed, "split": cfg.split,
-              "device": cfg.device, "model_name": name, "family": job.family, "progress": cfg.progress}
+              "device": cfg.device, "model_name": name, "family": job.family, "progress": cfg.progress,
+              **TABLE_EVAL_OPTIONS}
     if cfg.extractor:
         kwargs["extractor"] = cfg.extractor
     if cfg.nll_n is not None:
@@ -548,3 +561,88 @@ def _evaluate_job(job: Job, cfg: TableConfig, train: dict[str, Any], requested: 
     record.seed = job.seed
     record.config = {**(record.config or {}), "table": table}
     return record
+
+
+# --- the real-data row ----------------------------------------------------------------------------
+def real_data_subset(dataset: str, n: int) -> tuple[Any, str]:
+    """``n`` held-out training items of ``dataset`` scored as if they were a model's samples: the
+    seed-0 permutation of the train split, skipping its first ``KDE_VAL_MAX`` items when the dataset
+    has no ``val`` split (those are KDE's bandwidth-validation items, see reference.kde_validation),
+    so the Parzen estimate of the real row is not fitted on its own validation points. Returns
+    (tensor (n, ...), description); fewer than ``n`` + skip items: the first ``n`` of the permutation,
+    and the description says that they overlap KDE's validation items."""
+    import torch
+
+    tr = get_dataset(dataset, "train")
+    total = len(tr)
+    if total < 2:
+        raise UsageError(f"{dataset}:train has {total} items; the real-data row needs at least 2")
+    perm = torch.randperm(total, generator=torch.Generator().manual_seed(0))
+    skip = 0 if "val" in dataset_info(dataset).splits else min(KDE_VAL_MAX, total)
+    if total - skip >= n:
+        idx = perm[skip: skip + n]
+        desc = f"{dataset}:train, items {skip}..{skip + n - 1} of its seed-0 permutation"
+        if skip:
+            desc += f" (the first {skip} are KDE's validation items)"
+    else:
+        idx = perm[:n]
+        desc = (f"{dataset}:train, the first {len(idx)} items of its seed-0 permutation (overlapping KDE's "
+                "validation items: too few training items to keep them apart)")
+    return tr.data[idx], desc
+
+
+def real_data_n(cfg: TableConfig) -> int:
+    """The real-data row's n: the models' n (``-n``, else the harness default min(split size, cap))."""
+    if cfg.n is not None:
+        return int(cfg.n)
+    return min(len(get_dataset(cfg.dataset, cfg.split)), DEFAULT_N_CAP)
+
+
+def real_data_row(cfg: TableConfig, requested: list[str], evaluate_fn: Callable[..., Record], log: StateLog,
+                  ecode: str, kind: str, modes: Any) -> Record | None:
+    """Score held-out training items as if they were a model (same n, metrics and options as the
+    models; groups that need a model, NLL and speed, are left out): the floor of FID/KID, the
+    ceiling of IS and precision/recall, what KDE gives on real data. Seed 0; one row; reused from
+    the state log like a model's evaluation; its grid is ``<name>.samples/real-data-s0.png``.
+    None (with a message) when the dataset has no train split or the table scores the train split."""
+    info = dataset_info(cfg.dataset)
+    if "train" not in info.splits or cfg.split == "train":
+        why = "the table scores the train split" if cfg.split == "train" else f"{cfg.dataset} has no train split"
+        print(f"dgmbench table: no real-data row: {why}", file=sys.stderr)
+        return None
+    defaults = EvalOptions()
+    metrics = [m for m in requested if GROUPS[m].uses_samples(defaults)]
+    if not metrics:
+        return None
+    n = real_data_n(cfg)
+    samples, desc = real_data_subset(cfg.dataset, n)
+    key = _digest({"real": cfg.dataset, "split": cfg.split, "metrics": metrics, "n": n, "extractor": cfg.extractor,
+                   "code": ecode, "options": TABLE_EVAL_OPTIONS, "subset": desc})
+    rel = grid_relpath(cfg.out_name, REAL_FAMILY, 0)
+    done = log.find("eval_done", key)
+    if done is not None:
+        rec = Record.from_dict(done["record"])
+        table = rec.config.setdefault("table", {})
+        table["command"] = cfg.command
+        if not _grid_is_current(cfg, table):
+            _clear_grid(table)
+            table.update({"sample_grid": rel, "sample_grid_sha256": write_sample_grid(
+                samples, os.path.join(cfg.out, rel), kind=kind, modes=modes)})
+            log.append({"event": "eval_done", "key": key, "family": REAL_FAMILY, "seed": 0, "record": rec.to_dict()})
+        return rec
+    kwargs = {"metrics": metrics, "n": n, "seed": 0, "split": cfg.split, "device": cfg.device,
+              "model_name": "real data (held-out train items)", "family": REAL_FAMILY, "progress": cfg.progress,
+              **TABLE_EVAL_OPTIONS}
+    if cfg.extractor:
+        kwargs["extractor"] = cfg.extractor
+    rec = evaluate_fn(samples, cfg.dataset, **kwargs)
+    rec.family, rec.seed = REAL_FAMILY, 0
+    table = {"family": REAL_FAMILY, "preset": None, "seed": 0, "status": "ok", "note": None, "real_data": True,
+             "subset": desc, "likelihood_kind": "none", "command": cfg.command,
+             "sample_grid": rel, "sample_grid_sha256": write_sample_grid(samples, os.path.join(cfg.out, rel), kind=kind,
+                                                                         modes=modes)}
+    if modes is not None:
+        table["num_modes"] = int(modes.shape[0])
+    rec.config = {**(rec.config or {}), "table": table}
+    log.append({"event": "eval_done", "key": key, "family": REAL_FAMILY, "seed": 0, "record": rec.to_dict()})
+    return rec
