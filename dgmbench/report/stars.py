@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from ..results import mean_std
+
 KIND_STARS = {"exact": 5, "bound": 4, "estimate": 3, "none": 1}
 UNIFORM_BPD = 8.0  # bits/dim of the uniform model on 8-bit data
 UNIFORM_MARGIN = 0.05  # within 5 % of it (or worse) is no usable density
@@ -120,11 +122,9 @@ def sample_std(values: Sequence[float]) -> float | None:
 
 def coefficient_of_variation(values: Sequence[float]) -> float | None:
     """std (ddof=1) / |mean| of finite values; None for fewer than 2; inf when the mean is 0 and std > 0."""
-    v = [float(x) for x in values if _finite(x)]
-    if len(v) < 2:
+    mean, std = mean_std(x for x in values if _finite(x))
+    if std is None:
         return None
-    mean = sum(v) / len(v)
-    std = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1))
     if std == 0:
         return 0.0
     return math.inf if mean == 0 else std / abs(mean)

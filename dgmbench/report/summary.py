@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..data.registry import DATASETS
-from ..results import Record
+from ..results import Record, mean_std
 from .stars import collapsed_image_run, collapsed_modes_run
 
 # family display order: the registry's
@@ -178,15 +178,11 @@ class ModelSummary:
         return [float(mv.value) for _, mv in self._runs(name, extractor) if _finite(mv.value)]
 
     def mean(self, name: str, extractor: str | None = None) -> float | None:
-        v = self.values(name, extractor)
-        return sum(v) / len(v) if v else None
+        return mean_std(self.values(name, extractor))[0]
 
     def std(self, name: str, extractor: str | None = None) -> float | None:
-        v = self.values(name, extractor)
-        if len(v) < 2:
-            return None
-        m = sum(v) / len(v)
-        return math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1))
+        """Sample std (ddof = 1) over finished seeds; None for fewer than 2."""
+        return mean_std(self.values(name, extractor))[1]
 
     def metric(self, name: str, extractor: str | None = None):
         """The MetricValue of the first finished run that has ``name`` (unit, kind, extractor)."""
