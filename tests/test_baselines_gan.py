@@ -120,8 +120,14 @@ def test_2d_presets_have_the_published_architecture(preset, pack):
     assert sum(p.numel() for p in model.generator.parameters()) == n_g
     assert sum(p.numel() for p in model.discriminator.parameters()) == n_d
     tc = spec["train"]
-    assert tc["batch_size"] == 100 * pack and tc["lr"] == 1e-4 and tuple(tc["betas"]) == (0.8, 0.999)
+    assert tc["batch_size"] == 100 * pack and tuple(tc["betas"]) == (0.8, 0.999)
     assert spec["model"]["update"] == "simultaneous" and spec["model"]["loss"] == "ns"
+    # the CPU length trades only the schedule: 4,000 steps at lr 1e-3 decayed to 0 (published: 400,000 at 1e-4)
+    assert (tc["steps"], tc["lr"], tc["lr_decay"]) == (4000, 1e-3, "cosine")
+    published = PRESETS[preset.split("-")[0] + "-published"]
+    assert published["model"] == {**spec["model"], "pack": 2}
+    assert (published["train"]["steps"], published["train"]["lr"]) == (400_000, 1e-4)
+    assert published["train"].get("lr_decay", "none") == "none" and published["train"]["batch_size"] == 200
 
 
 def test_pacgan_initialisation_is_normal_0_02_with_zero_biases():

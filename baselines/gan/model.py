@@ -50,6 +50,9 @@ DEFAULTS: dict[str, Any] = {
     "bn_momentum": 0.1,      # running-statistics rate of the MLP generator's batch norm (PacGAN 0.05)
     "init_std": None,        # None: PyTorch's default init; s: weights ~ N(0, s^2), biases 0 (PacGAN 0.02)
     "update": "alternating",  # "alternating" (D step, then G step on fresh z) or "simultaneous" (ALI/PacGAN)
+    "bn_refresh": 0,         # MLP G with batch norm: every 1,000 steps and at the last step, this many extra
+                             # no-grad G passes update the running statistics at the final weights (PacGAN's
+                             # end-of-epoch monitoring pass: 50 batches); 0: off
     "conditional": False,
 }
 
@@ -182,9 +185,12 @@ class GAN(BaselineModel):
         return loss, logs
 
     def configure_optimizers(self, cfg) -> dict[str, torch.optim.Optimizer]:
-        """Adam for G and D; ``train.extra`` may set ``lr_g`` / ``lr_d`` (default ``train.lr``)."""
+        """Adam for G and D; ``train.extra`` may set ``lr_g`` / ``lr_d`` (default ``train.lr``) and
+        ``adam_fused`` (PyTorch's fused Adam kernel: the same update, about twice as fast on CPU)."""
         extra = cfg.extra or {}
         kw = {"betas": tuple(cfg.betas), "weight_decay": cfg.weight_decay}
+        if extra.get("adam_fused"):
+            kw["fused"] = True
         return {
             "d": torch.optim.Adam(self.discriminator.parameters(), lr=extra.get("lr_d", cfg.lr), **kw),
             "g": torch.optim.Adam(self.generator.parameters(), lr=extra.get("lr_g", cfg.lr), **kw),
@@ -204,7 +210,10 @@ class GAN(BaselineModel):
         ``g_loss``, mean ``d_real`` / ``d_fake`` and for WGAN-GP ``wdist`` and ``gp``.
         """
         if self.config["update"] == "simultaneous":
-            return self._simultaneous_step(x, y, optimizers, cfg)
+            logs = self._simultaneous_step(x, y, optimizers, cfg)
+            if int(self.config["bn_refresh"]) and ((step + 1) % 1000 == 0 or step + 1 == cfg.steps):
+                self.refresh_bn(int(self.config["bn_refresh"]), x.shape[0])
+            return logs
         n_critic = int(self.config["n_critic"])
         if x.shape[0] % (n_critic * self.pack):
             raise UsageError(f"batch size {x.shape[0]} must be a multiple of n_critic x pack = {n_critic * self.pack}")
@@ -229,6 +238,17 @@ class GAN(BaselineModel):
             self.discriminator.requires_grad_(True)
         d = float(d_loss.detach())
         return {"loss": d, "d_loss": d, "g_loss": float(g_loss.detach()), **logs}
+
+    @torch.no_grad()
+    def refresh_bn(self, batches: int, batch_size: int) -> None:
+        """``batches`` generator passes in training mode on fresh z (global RNG), no gradient:
+        each moves the batch-norm running statistics by ``bn_momentum`` towards the current
+        weights' batch statistics, so sampling (eval mode) matches the trained generator."""
+        was = self.generator.training
+        self.generator.train()
+        for _ in range(batches):
+            self.generator(torch.randn(batch_size, self.z_dim, device=self.device))
+        self.generator.train(was)
 
     def _simultaneous_step(self, x: torch.Tensor, y: torch.Tensor | None, optimizers, cfg) -> dict[str, float]:
         """One batch of fakes G(z); D's loss differentiated in D's parameters and G's loss in

@@ -23,9 +23,15 @@ _DCGAN_TRAIN = {"batch_size": 64, "lr": 2e-4, "betas": (0.5, 0.999), "grad_clip"
 # Published: 400 epochs of 1,000 batches (400,000 steps), scored on 2,500 samples.
 PACGAN_2D = {"arch": "mlp", "z_dim": 2, "hidden": 400, "layers": 4, "mlp_g_norm": "bn", "bn_momentum": 0.05,
              "d_hidden": 200, "d_layers": 3, "maxout_pieces": 5, "init_std": 0.02, "loss": "ns",
-             "update": "simultaneous", "pack": 2}
+             "update": "simultaneous", "bn_refresh": 50, "pack": 2}
 PACGAN_2D_TRAIN = {"batch_size": 200, "lr": 1e-4, "betas": (0.8, 0.999), "grad_clip": None, "steps": 400_000,
-                   "log_every": 100, "ckpt_every": 2000, "device": "cpu"}
+                   "log_every": 100, "ckpt_every": 2000, "device": "cpu",
+                   "extra": {"adam_fused": True}}
+
+
+# CPU length (what the table trains): 4,000 steps instead of 400,000, with Adam's lr raised to 1e-3
+# and decayed to 0 on a cosine, which is what sharpens the modes in so few steps.
+CPU_2D_TRAIN = {"steps": 4000, "lr": 1e-3, "lr_decay": "cosine", "ckpt_every": 1000}
 
 
 def _pacgan(pack: int, **train) -> dict:
@@ -36,12 +42,12 @@ def _pacgan(pack: int, **train) -> dict:
 PRESETS: dict[str, dict] = {
     "ring8": {
         "dataset": "ring8",
-        **_pacgan(2),
+        **_pacgan(2, **CPU_2D_TRAIN),
         "description": "PacGAN2 (VEEGAN/PacGAN 2-D protocol, CPU length); the table's ring8 GAN",
     },
     "ring8-vanilla": {
         "dataset": "ring8",
-        **_pacgan(1),
+        **_pacgan(1, **CPU_2D_TRAIN),
         "description": "GAN without packing, same networks and schedule as ring8 (shows the mode collapse)",
     },
     "ring8-published": {
@@ -57,12 +63,12 @@ PRESETS: dict[str, dict] = {
     },
     "grid25": {
         "dataset": "grid25",
-        **_pacgan(2),
+        **_pacgan(2, **CPU_2D_TRAIN),
         "description": "PacGAN2 (VEEGAN/PacGAN 2-D protocol, CPU length); the table's grid25 GAN",
     },
     "grid25-vanilla": {
         "dataset": "grid25",
-        **_pacgan(1),
+        **_pacgan(1, **CPU_2D_TRAIN),
         "description": "GAN without packing, same networks and schedule as grid25",
     },
     "grid25-published": {
