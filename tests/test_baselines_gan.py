@@ -122,8 +122,8 @@ def test_2d_presets_have_the_published_architecture(preset, pack):
     tc = spec["train"]
     assert tc["batch_size"] == 100 * pack and tuple(tc["betas"]) == (0.8, 0.999)
     assert spec["model"]["update"] == "simultaneous" and spec["model"]["loss"] == "ns"
-    # the CPU length trades only the schedule: 4,000 steps at lr 1e-3 decayed to 0 (published: 400,000 at 1e-4)
-    assert (tc["steps"], tc["lr"], tc["lr_decay"]) == (4000, 1e-3, "cosine")
+    # the CPU length trades only the schedule: 3,000 steps at lr 1e-3 decayed to 0 (published: 400,000 at 1e-4)
+    assert (tc["steps"], tc["lr"], tc["lr_decay"]) == (3000, 1e-3, "cosine")
     published = PRESETS[preset.split("-")[0] + "-published"]
     assert published["model"] == {**spec["model"], "pack": 2}
     assert (published["train"]["steps"], published["train"]["lr"]) == (400_000, 1e-4)
@@ -208,6 +208,21 @@ def test_simultaneous_update_uses_the_same_fakes_and_the_old_discriminator_for_g
     bn = model.generator.net[1]
     h = ref.generator.net[0](z).detach()
     torch.testing.assert_close(bn.running_mean, 0.05 * h.mean(0), rtol=1e-5, atol=1e-7)
+
+
+def test_bn_refresh_moves_the_running_statistics_to_the_current_weights():
+    """k no-grad passes at momentum 0.05: running mean = 0.95^k x old + (1 - 0.95^k) x batch means.
+    The first layer is a bias-free linear map of z ~ N(0, I), whose batch means are near 0."""
+    torch.manual_seed(0)
+    model = build_model(PRESETS["ring8"]["model"], (2,))
+    bn = model.generator.net[1]
+    bn.running_mean.fill_(5.0)
+    weights = [p.detach().clone() for p in model.parameters()]
+    model.eval()
+    model.refresh_bn(50, 200)
+    assert not model.generator.training  # the mode is restored
+    torch.testing.assert_close(bn.running_mean, torch.full((400,), 5.0 * 0.95**50), rtol=0, atol=0.01)
+    assert all(torch.equal(a, b.detach()) for a, b in zip(weights, model.parameters()))  # no weight changes
 
 
 # --- ring8: a short PacGAN run captures several modes ----------------------------------------------
