@@ -22,7 +22,11 @@ from dgmbench.protocol import GenerativeModel, likelihood_kind, load_model
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
-SHORT_RUN = {"steps": 300, "lr": 1e-3, "log_every": 50}  # the ring8 preset, shortened (see the test)
+# The ring8 PacGAN2 preset shortened for a test: 1,500 steps (cosine from lr 1e-3 to 0) with the
+# hidden layers narrowed from 400 (G) / 200 (D) to 64 units, about 4x cheaper per step; same depth,
+# maxout pieces, batch norm, init, packing and update. Measured (seeds 0, 1, 2): 8 of 8 modes, 6-14%
+# high quality, 18-22 CPU seconds each on the loaded 2-core machine.
+SHORT_RUN = {"model": {"hidden": 64, "d_hidden": 64}, "train": {"steps": 1500, "log_every": 100}}
 
 
 def _tiny_cfg(**kw) -> TrainConfig:
@@ -122,8 +126,8 @@ def test_2d_presets_have_the_published_architecture(preset, pack):
     tc = spec["train"]
     assert tc["batch_size"] == 100 * pack and tuple(tc["betas"]) == (0.8, 0.999)
     assert spec["model"]["update"] == "simultaneous" and spec["model"]["loss"] == "ns"
-    # the CPU length trades only the schedule: 3,000 steps at lr 1e-3 decayed to 0 (published: 400,000 at 1e-4)
-    assert (tc["steps"], tc["lr"], tc["lr_decay"]) == (3000, 1e-3, "cosine")
+    # the CPU length trades only the schedule: 2,000 steps at lr 1e-3 decayed to 0 (published: 400,000 at 1e-4)
+    assert (tc["steps"], tc["lr"], tc["lr_decay"]) == (2000, 1e-3, "cosine")
     published = PRESETS[preset.split("-")[0] + "-published"]
     assert published["model"] == {**spec["model"], "pack": 2}
     assert (published["train"]["steps"], published["train"]["lr"]) == (400_000, 1e-4)
@@ -198,8 +202,8 @@ def test_simultaneous_update_uses_the_same_fakes_and_the_old_discriminator_for_g
     dp, gp = list(ref.discriminator.parameters()), list(ref.generator.parameters())
     d_grads = torch.autograd.grad(d_loss, dp, retain_graph=True)
     g_grads = torch.autograd.grad(g_loss, gp)
-    assert logs["d_loss"] == pytest.approx(float(d_loss), rel=1e-5)
-    assert logs["g_loss"] == pytest.approx(float(g_loss), rel=1e-5)
+    assert logs["d_loss"] == pytest.approx(float(d_loss.detach()), rel=1e-5)
+    assert logs["g_loss"] == pytest.approx(float(g_loss.detach()), rel=1e-5)
     for p, p0, g in zip(model.discriminator.parameters(), dp, d_grads):
         torch.testing.assert_close(p.detach(), p0.detach() - lr * g, rtol=1e-5, atol=1e-7)
     for p, p0, g in zip(model.generator.parameters(), gp, g_grads):
@@ -227,13 +231,14 @@ def test_bn_refresh_moves_the_running_statistics_to_the_current_weights():
 
 # --- ring8: a short PacGAN run captures several modes ----------------------------------------------
 def test_short_pacgan_run_on_ring8_covers_several_modes():
-    """SHORT_RUN of the ring8 PacGAN2 preset (seconds on one thread); 2,500 samples."""
-    res = train_preset("gan", "ring8", progress=False, seed=0, overrides={"train": SHORT_RUN})
-    assert not res.diverged
+    """SHORT_RUN of the ring8 PacGAN2 preset (seconds on one thread); 2,500 samples, 3-std threshold."""
+    res = train_preset("gan", "ring8", progress=False, seed=0, overrides=SHORT_RUN)
+    assert not res.diverged and res.step == 1500
     test = get_dataset("ring8", "test")
     samples = res.model.sample(2500, generator=torch.Generator().manual_seed(0))
     mc = mode_coverage(samples, test.modes, test.mode_std)
-    assert mc.modes_captured >= 5, mc
+    assert mc.modes_captured >= 6, mc
+    assert mc.high_quality_fraction >= 0.03, mc  # an untrained generator puts ~0 within 0.03 of a mode
     # discriminator and generator losses are logged through training (for the stability plot)
     assert {"d_loss", "g_loss", "d_real", "d_fake"} <= set(res.history[-1])
 
