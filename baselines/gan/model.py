@@ -1,6 +1,9 @@
 """The GAN baseline: DCGAN / MLP networks, non-saturating, hinge or WGAN-GP loss,
 optional spectral norm and class conditioning, trained by the shared trainer with two
-optimisers (``{"g": ..., "d": ...}``) and ``n_critic`` discriminator steps per generator step.
+optimisers (``{"g": ..., "d": ...}``) and ``n_critic`` discriminator steps per generator step,
+or (``update="simultaneous"``) one simultaneous D and G step per batch as in PacGAN's code.
+The 2-D PacGAN / VEEGAN architecture is ``arch="mlp"`` with ``mlp_g_norm="bn"``,
+``maxout_pieces=5`` and ``init_std=0.02``; ``pack`` is PacGAN's packing degree m.
 
 Data convention: ``sample`` returns [0, 1] images (N, C, H, W) or (N, 2) points; the
 networks work on [-1, 1] images internally. There is no likelihood (``likelihood_kind``
@@ -17,7 +20,14 @@ from dgmbench.errors import UsageError
 
 from ..base import BaselineModel
 from .losses import LOSSES, d_loss_fn, g_loss_fn, gradient_penalty
-from .nets import ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator
+from .nets import (
+    ConvDiscriminator,
+    ConvGenerator,
+    MaxoutDiscriminator,
+    MLPDiscriminator,
+    MLPGenerator,
+    init_normal_,
+)
 
 DEFAULTS: dict[str, Any] = {
     "arch": "auto",          # "dcgan" for images, "mlp" for points
@@ -31,10 +41,22 @@ DEFAULTS: dict[str, Any] = {
     "d_channels": 64,
     "g_norm": "bn",
     "d_norm": "auto",        # "bn" for ns/hinge without spectral norm, else "none"
-    "hidden": 128,           # MLP width
-    "layers": 3,             # MLP hidden layers
+    "hidden": 128,           # MLP width (G, and D unless d_hidden is set)
+    "layers": 3,             # MLP hidden layers (G, and D unless d_layers is set)
+    "d_hidden": None,        # MLP discriminator width (None: hidden)
+    "d_layers": None,        # MLP discriminator hidden layers (None: layers)
+    "maxout_pieces": 0,      # MLP discriminator: 0 -> LeakyReLU(0.2) layers, k >= 2 -> maxout with k pieces
+    "mlp_g_norm": "none",    # MLP generator: "bn" (batch norm before each ReLU, as PacGAN) or "none"
+    "bn_momentum": 0.1,      # running-statistics rate of the MLP generator's batch norm (PacGAN 0.05)
+    "init_std": None,        # None: PyTorch's default init; s: weights ~ N(0, s^2), biases 0 (PacGAN 0.02)
+    "update": "alternating",  # "alternating" (D step, then G step on fresh z) or "simultaneous" (ALI/PacGAN)
+    "bn_refresh": 0,         # MLP G with batch norm: every 1,000 steps and at the last step, this many extra
+                             # no-grad G passes update the running statistics at the final weights (PacGAN's
+                             # end-of-epoch monitoring pass: 50 batches); 0: off
     "conditional": False,
 }
+
+UPDATES = ("alternating", "simultaneous")
 
 
 def merge_config(config: dict[str, Any], defaults: dict[str, Any], family: str) -> dict[str, Any]:
@@ -63,6 +85,14 @@ class GAN(BaselineModel):
             raise UsageError(f"pack must be >= 1, got {cfg['pack']}")
         if self.pack > 1 and cfg["conditional"]:
             raise UsageError("packing (PacGAN) is for unconditional GANs; use pack 1 with conditional")
+        if cfg["update"] not in UPDATES:
+            raise UsageError(f"unknown GAN update '{cfg['update']}' (known: {', '.join(UPDATES)})")
+        if cfg["update"] == "simultaneous" and (int(cfg["n_critic"]) != 1 or cfg["loss"] == "wgan-gp"):
+            raise UsageError("the simultaneous update takes one D and one G step per batch: use n_critic 1 and "
+                             "loss 'ns' or 'hinge'")
+        pieces = int(cfg["maxout_pieces"])
+        if pieces == 1 or pieces < 0:
+            raise UsageError(f"maxout_pieces must be 0 (no maxout) or >= 2, got {pieces}")
         d_norm = cfg["d_norm"]
         if d_norm == "auto":
             d_norm = "bn" if cfg["loss"] != "wgan-gp" and not cfg["spectral_norm"] else "none"
@@ -84,10 +114,24 @@ class GAN(BaselineModel):
                                                    cfg["spectral_norm"], nc)
         elif arch == "mlp":
             dim = int(torch.Size(self.data_shape).numel())
-            self.generator = MLPGenerator(self.z_dim, dim, cfg["hidden"], cfg["layers"], nc)
-            self.discriminator = MLPDiscriminator(dim * self.pack, cfg["hidden"], cfg["layers"], cfg["spectral_norm"], nc)
+            self.generator = MLPGenerator(self.z_dim, dim, cfg["hidden"], cfg["layers"], nc, norm=cfg["mlp_g_norm"],
+                                          bn_momentum=float(cfg["bn_momentum"]))
+            d_hidden = int(cfg["d_hidden"] or cfg["hidden"])
+            d_layers = int(cfg["d_layers"] or cfg["layers"])
+            if pieces:
+                self.discriminator = MaxoutDiscriminator(dim * self.pack, d_hidden, d_layers, pieces,
+                                                         cfg["spectral_norm"], nc)
+            else:
+                self.discriminator = MLPDiscriminator(dim * self.pack, d_hidden, d_layers, cfg["spectral_norm"], nc)
         else:
             raise UsageError(f"unknown GAN arch '{arch}' (known: auto, dcgan, mlp)")
+        if arch != "mlp" and (pieces or cfg["mlp_g_norm"] != "none"):
+            raise UsageError("maxout_pieces and mlp_g_norm apply to arch 'mlp' only")
+        if cfg["init_std"] is not None:
+            if float(cfg["init_std"]) <= 0:
+                raise UsageError(f"init_std must be positive, got {cfg['init_std']}")
+            init_normal_(self.generator, float(cfg["init_std"]))
+            init_normal_(self.discriminator, float(cfg["init_std"]))
         self.arch = arch
         self.name = (f"gan-{arch}-{cfg['loss']}" + ("-sn" if cfg["spectral_norm"] else "") + ("-cond" if nc else "")
                      + (f"-pack{self.pack}" if self.pack > 1 else ""))
@@ -141,9 +185,12 @@ class GAN(BaselineModel):
         return loss, logs
 
     def configure_optimizers(self, cfg) -> dict[str, torch.optim.Optimizer]:
-        """Adam for G and D; ``train.extra`` may set ``lr_g`` / ``lr_d`` (default ``train.lr``)."""
+        """Adam for G and D; ``train.extra`` may set ``lr_g`` / ``lr_d`` (default ``train.lr``) and
+        ``adam_fused`` (PyTorch's fused Adam kernel: the same update, about twice as fast on CPU)."""
         extra = cfg.extra or {}
         kw = {"betas": tuple(cfg.betas), "weight_decay": cfg.weight_decay}
+        if extra.get("adam_fused"):
+            kw["fused"] = True
         return {
             "d": torch.optim.Adam(self.discriminator.parameters(), lr=extra.get("lr_d", cfg.lr), **kw),
             "g": torch.optim.Adam(self.generator.parameters(), lr=extra.get("lr_g", cfg.lr), **kw),
@@ -162,6 +209,11 @@ class GAN(BaselineModel):
         Logged: ``loss`` (= ``d_loss``, the last D step's loss incl. penalty), ``d_loss``,
         ``g_loss``, mean ``d_real`` / ``d_fake`` and for WGAN-GP ``wdist`` and ``gp``.
         """
+        if self.config["update"] == "simultaneous":
+            logs = self._simultaneous_step(x, y, optimizers, cfg)
+            if int(self.config["bn_refresh"]) and ((step + 1) % 1000 == 0 or step + 1 == cfg.steps):
+                self.refresh_bn(int(self.config["bn_refresh"]), x.shape[0])
+            return logs
         n_critic = int(self.config["n_critic"])
         if x.shape[0] % (n_critic * self.pack):
             raise UsageError(f"batch size {x.shape[0]} must be a multiple of n_critic x pack = {n_critic * self.pack}")
@@ -186,6 +238,45 @@ class GAN(BaselineModel):
             self.discriminator.requires_grad_(True)
         d = float(d_loss.detach())
         return {"loss": d, "d_loss": d, "g_loss": float(g_loss.detach()), **logs}
+
+    @torch.no_grad()
+    def refresh_bn(self, batches: int, batch_size: int) -> None:
+        """``batches`` generator passes in training mode on fresh z (global RNG), no gradient:
+        each moves the batch-norm running statistics by ``bn_momentum`` towards the current
+        weights' batch statistics, so sampling (eval mode) matches the trained generator."""
+        was = self.generator.training
+        self.generator.train()
+        for _ in range(batches):
+            self.generator(torch.randn(batch_size, self.z_dim, device=self.device))
+        self.generator.train(was)
+
+    def _simultaneous_step(self, x: torch.Tensor, y: torch.Tensor | None, optimizers, cfg) -> dict[str, float]:
+        """One batch of fakes G(z); D's loss differentiated in D's parameters and G's loss in
+        G's, both from the same forward pass, then both optimisers step (the ALI / PacGAN
+        training algorithm: simultaneous gradient descent)."""
+        if x.shape[0] % self.pack:
+            raise UsageError(f"batch size {x.shape[0]} must be a multiple of pack = {self.pack}")
+        kind = self.config["loss"]
+        xr = self.to_internal(x)
+        z = torch.randn(xr.shape[0], self.z_dim, device=xr.device)
+        xf = self.generate(z, y)
+        d_real, d_fake = self.critic(xr, y), self.critic(xf, y)
+        d_loss = d_loss_fn(kind, d_real, d_fake)
+        g_loss = g_loss_fn(kind, d_fake)
+        d_params = [p for p in self.discriminator.parameters() if p.requires_grad]
+        g_params = [p for p in self.generator.parameters() if p.requires_grad]
+        d_grads = torch.autograd.grad(d_loss, d_params, retain_graph=True)
+        g_grads = torch.autograd.grad(g_loss, g_params)
+        for params, grads, opt in ((d_params, d_grads, optimizers["d"]), (g_params, g_grads, optimizers["g"])):
+            for p, g in zip(params, grads):
+                p.grad = g
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        d = float(d_loss.detach())
+        return {"loss": d, "d_loss": d, "g_loss": float(g_loss.detach()),
+                "d_real": float(d_real.detach().mean()), "d_fake": float(d_fake.detach().mean())}
 
     # --- sampling -------------------------------------------------------------------------
     @torch.no_grad()

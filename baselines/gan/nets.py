@@ -8,7 +8,9 @@ from the dataset convention ([0, 1] images).
   strided (transposed) convolutions, batch norm, ReLU in G and LeakyReLU(0.2) in D.
   Square images whose side is ``base * 2**k`` with ``base >= 4`` (8 -> 4*2, 28 -> 7*4,
   32 -> 4*8).
-- :class:`MLPGenerator` / :class:`MLPDiscriminator`: the 2-D toy networks.
+- :class:`MLPGenerator` / :class:`MLPDiscriminator`: the 2-D toy networks;
+  :class:`MaxoutDiscriminator` with the optional batch-norm MLP generator is the
+  PacGAN / VEEGAN 2-D architecture (Lin et al. 2018; Srivastava et al. 2017).
 - Class conditioning: G concatenates a label embedding to z; D is a projection
   discriminator (Miyato & Koyama 2018): ``D(x, y) = psi(h) + <embed(y), h>``.
 - ``spectral_norm=True`` wraps every D layer with ``torch.nn.utils.parametrizations.spectral_norm``.
@@ -132,13 +134,26 @@ class ConvDiscriminator(nn.Module):
 
 
 class MLPGenerator(nn.Module):
-    def __init__(self, z_dim: int, out_dim: int, hidden: int = 128, layers: int = 3, num_classes: int | None = None):
+    """``layers`` hidden ReLU layers of ``hidden`` units and a linear output.
+
+    ``norm="bn"`` puts batch norm before each ReLU and drops the (redundant) bias of the
+    hidden linear layers, as in the PacGAN/VEEGAN 2-D generator; its running statistics
+    move by ``bn_momentum`` per training forward pass (PacGAN: 0.05).
+    """
+
+    def __init__(self, z_dim: int, out_dim: int, hidden: int = 128, layers: int = 3, num_classes: int | None = None,
+                 norm: str = "none", bn_momentum: float = 0.1):
         super().__init__()
+        if norm not in ("bn", "none"):
+            raise UsageError(f"unknown MLP generator norm '{norm}' (known: bn, none)")
         self.label = _LabelInput(num_classes, z_dim)
         dims = [z_dim + self.label.dim] + [hidden] * layers
         mods: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:]):
-            mods += [nn.Linear(a, b), nn.ReLU(True)]
+            if norm == "bn":
+                mods += [nn.Linear(a, b, bias=False), nn.BatchNorm1d(b, momentum=bn_momentum), nn.ReLU(True)]
+            else:
+                mods += [nn.Linear(a, b), nn.ReLU(True)]
         self.net = nn.Sequential(*mods, nn.Linear(dims[-1], out_dim))
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -158,3 +173,46 @@ class MLPDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.net(x), y)
+
+
+class Maxout(nn.Module):
+    """Linear maxout unit (Goodfellow et al. 2013): ``h_j = max_k (W x + b)_{j,k}``.
+
+    One linear map to ``out_dim * pieces`` features; output ``j`` is the maximum over its
+    ``pieces`` consecutive features ``j * pieces ... j * pieces + pieces - 1``.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, pieces: int, spectral_norm: bool = False):
+        super().__init__()
+        if pieces < 2:
+            raise UsageError(f"maxout needs at least 2 pieces, got {pieces}")
+        self.out_dim, self.pieces = out_dim, pieces
+        self.linear = _maybe_sn(nn.Linear(in_dim, out_dim * pieces), spectral_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).view(x.shape[0], self.out_dim, self.pieces).amax(2)
+
+
+class MaxoutDiscriminator(nn.Module):
+    """``layers`` maxout layers of ``hidden`` units (``pieces`` each) and a linear logit:
+    the PacGAN/VEEGAN 2-D discriminator (3 x 200 units, 5 pieces)."""
+
+    def __init__(self, in_dim: int, hidden: int = 200, layers: int = 3, pieces: int = 5, spectral_norm: bool = False,
+                 num_classes: int | None = None):
+        super().__init__()
+        dims = [in_dim] + [hidden] * layers
+        self.net = nn.Sequential(*[Maxout(a, b, pieces, spectral_norm) for a, b in zip(dims[:-1], dims[1:])])
+        self.head = _Projection(dims[-1], num_classes, spectral_norm)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.net(x), y)
+
+
+def init_normal_(module: nn.Module, std: float) -> None:
+    """Every linear / embedding weight ~ N(0, std^2) and every bias 0 (batch-norm scales stay 1);
+    the PacGAN/VEEGAN initialisation with std 0.02."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
