@@ -38,8 +38,9 @@ def main(argv: list[str] | None = None) -> int:
                 except ImportError:
                     print(f"{fam:<15}(not installed)")
                     continue
+                width = max(12, *(len(n) + 2 for n in presets))
                 for name, spec in presets.items():
-                    print(f"{fam:<15}{name:<12}{spec['dataset']:<14}{spec.get('description', '')}")
+                    print(f"{fam:<15}{name:<{width}}{spec['dataset']:<14}{spec.get('description', '')}")
             return 0
         if args.cmd == "eval":
             return _eval(args)
