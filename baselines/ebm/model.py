@@ -34,11 +34,11 @@ from dgmbench.errors import UsageError
 
 from ..base import BaselineModel
 from .ais import LogZEstimate, ais_log_z
-from .nets import ConvEnergy, MLPEnergy
+from .nets import ConvEnergy, MLPEnergy, StridedConvEnergy
 from .sgld import sgld
 
 DEFAULTS: dict[str, Any] = {
-    "arch": "auto",            # "conv" for images, "mlp" for points
+    "arch": "auto",            # "conv" or "sconv" (strided, short-run ConvNet) for images, "mlp" for points
     "ch": 32,                  # conv width
     "hidden": 128,             # MLP width
     "layers": 3,               # MLP hidden layers
@@ -53,7 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "sgld_noise": 0.01,        # None: sqrt(2 step_size), the Langevin sampler of exp(-E) itself
     "sample_steps": None,      # SGLD steps of sample(); None: sgld_steps
     "sample_init": "noise",    # "noise" or "buffer"
-    "buffer_size": 10000,
+    "buffer_size": 10000,      # 0: no replay buffer, every chain starts from noise (short-run, non-persistent)
     "reinit_prob": 0.05,
     "reg_weight": 0.1,         # alpha of the energy-magnitude regulariser
     "data_noise": 0.0,         # std of Gaussian noise added to data (internal units)
@@ -85,8 +85,10 @@ class EBM(BaselineModel):
         _check_sample_init(cfg["sample_init"])
         if not 0.0 <= float(cfg["reinit_prob"]) <= 1.0:
             raise UsageError(f"reinit_prob must lie in [0, 1], got {cfg['reinit_prob']}")
-        if int(cfg["buffer_size"]) < 1:
-            raise UsageError(f"buffer_size must be >= 1, got {cfg['buffer_size']}")
+        if int(cfg["buffer_size"]) < 0:
+            raise UsageError(f"buffer_size must be >= 0 (0: non-persistent short-run chains), got {cfg['buffer_size']}")
+        if int(cfg["buffer_size"]) == 0 and cfg["sample_init"] == "buffer":
+            raise UsageError("sample_init 'buffer' needs a replay buffer (buffer_size >= 1)")
         arch = cfg["arch"]
         if arch == "auto":
             arch = "conv" if self.is_image else "mlp"
@@ -95,6 +97,11 @@ class EBM(BaselineModel):
                 raise UsageError(f"arch 'conv' needs image data (C, H, W), got shape {self.data_shape}")
             self.energy_net = ConvEnergy(self.data_shape, cfg["ch"], cfg["act"], cfg["spectral_norm"],
                                          energy_scale=cfg["energy_scale"])
+        elif arch == "sconv":
+            if not self.is_image:
+                raise UsageError(f"arch 'sconv' needs image data (C, H, W), got shape {self.data_shape}")
+            self.energy_net = StridedConvEnergy(self.data_shape, cfg["ch"], cfg["act"], cfg["spectral_norm"],
+                                                energy_scale=cfg["energy_scale"])
         elif arch == "mlp":
             if self.is_image:
                 raise UsageError("arch 'mlp' is for 2-D points; use 'conv' for images")
@@ -102,7 +109,7 @@ class EBM(BaselineModel):
                                         cfg["spectral_norm"], cfg["prior_std"], cfg["energy_scale"],
                                         cfg["input_scale"])
         else:
-            raise UsageError(f"unknown EBM arch '{arch}' (known: auto, conv, mlp)")
+            raise UsageError(f"unknown EBM arch '{arch}' (known: auto, conv, sconv, mlp)")
         self.arch = arch
         self.register_buffer("replay", self._init_states(int(cfg["buffer_size"]), None))
         self.name = f"ebm-{arch}"
@@ -152,9 +159,12 @@ class EBM(BaselineModel):
                 p.requires_grad_(r)
 
     # --- training -------------------------------------------------------------------------
-    def _negatives(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Buffer indices and their start states (a ``reinit_prob`` share freshly drawn)."""
+    def _negatives(self, n: int) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Buffer indices and their start states (a ``reinit_prob`` share freshly drawn; all of them,
+        with no indices, when there is no buffer)."""
         dev = self.replay.device
+        if self.replay.shape[0] == 0:
+            return None, self._init_states(n, None, dev)
         idx = torch.randint(0, self.replay.shape[0], (n,), device=dev)
         x0 = self.replay[idx]
         fresh = torch.rand(n, device=dev) < float(self.config["reinit_prob"])
@@ -169,8 +179,9 @@ class EBM(BaselineModel):
             x_pos = x_pos + float(c["data_noise"]) * torch.randn_like(x_pos)
         idx, x0 = self._negatives(x.shape[0])
         x_neg = self.langevin(x0, int(c["sgld_steps"]))
-        with torch.no_grad():
-            self.replay[idx] = x_neg
+        if idx is not None:
+            with torch.no_grad():
+                self.replay[idx] = x_neg
         e_pos, e_neg = self.energy(x_pos), self.energy(x_neg)
         cd = e_pos.mean() - e_neg.mean()
         loss = cd + float(c["reg_weight"]) * (e_pos**2 + e_neg**2).mean()
@@ -186,7 +197,9 @@ class EBM(BaselineModel):
         (replay-buffer states, which IGEBM and JEM report samples from), ``sample_steps`` SGLD steps
         (0 with 'buffer' returns buffer states as they are). Training is unaffected. Returns self."""
         if sample_init is not None:
-            self.config["sample_init"] = _check_sample_init(sample_init)
+            if _check_sample_init(sample_init) == "buffer" and self.replay.shape[0] == 0:
+                raise UsageError("sample_init 'buffer' needs a replay buffer; this EBM is non-persistent (buffer_size 0)")
+            self.config["sample_init"] = sample_init
         if sample_steps is not None:
             if int(sample_steps) < 0 or (int(sample_steps) == 0 and self.sample_init == "noise"):
                 raise UsageError(f"sample_steps must be >= 1 from noise (>= 0 from the buffer), got {sample_steps}")
