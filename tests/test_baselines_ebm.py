@@ -462,3 +462,23 @@ def test_mnist_preset_sampler_is_nijkamps_step_1_noise_0_01_chain_at_temperature
         (g,) = torch.autograd.grad(-net(xr).sum(), xr)  # grad of f = -net
         x = (x + g + 0.01 * torch.randn(x.shape, generator=gen)).clamp(-1, 1)
     torch.testing.assert_close(out, x, rtol=0, atol=1e-5)
+
+
+def test_likelihood_none_is_reported_as_none_with_its_reason():
+    """The mnist preset has no likelihood: the harness sees kind 'none' (NLL/bpd not available),
+    a direct call is a one-line ModelError carrying the reason, and 'none' without a reason or an
+    unknown mode are usage errors."""
+    from dgmbench.errors import ModelError
+    from dgmbench.metrics.likelihood import likelihood_metrics
+
+    spec = PRESETS["mnist"]["model"]
+    assert spec["likelihood"] == "none" and "AIS" in spec["no_likelihood_reason"]
+    model = build_model({**spec, "ch": 4}, (1, 8, 8))
+    assert likelihood_kind(model) == "none" and LIKELIHOOD_KIND == "estimate"
+    with pytest.raises(ModelError, match="reports no likelihood: AIS cannot"):
+        likelihood_metrics(model, torch.rand(2, 1, 8, 8))
+    with pytest.raises(UsageError, match="no_likelihood_reason"):
+        build_model({"likelihood": "none"}, (1, 8, 8))
+    with pytest.raises(UsageError, match="likelihood must be"):
+        build_model({"likelihood": "elbo"}, (1, 8, 8))
+    assert likelihood_kind(build_model({"ch": 4}, (1, 8, 8))) == "estimate"

@@ -6,7 +6,8 @@ Grathwohl et al. 2020, JEM):
   uniform initial distribution), runs ``sgld_steps`` SGLD steps, writes them back, and
   minimises ``mean E(x_data) - mean E(x_neg) + reg_weight * mean(E(x_data)^2 + E(x_neg)^2)``;
 - the buffer is a registered buffer (``replay``), so it is saved in checkpoints and a
-  resumed run continues from the same negatives;
+  resumed run continues from the same negatives; ``buffer_size`` 0 has none: every chain
+  starts from uniform noise (short-run, non-persistent MCMC, Nijkamp et al. 2019);
 - ``sample`` runs ``sample_steps`` SGLD steps from uniform noise (or from buffer states),
   all noise drawn from the caller's generator; ``nfe_per_sample`` = 2 x steps (one forward
   and one backward pass per step).
@@ -19,8 +20,12 @@ Likelihood (``kind = "estimate"``): ``log p(x) = -E(x) - log Z`` with ``log Z`` 
 (:mod:`baselines.ebm.ais`), over R^D for points (the energy has a quadratic confinement
 ``|x|^2 / (2 prior_std^2)``) and over the box [0, 1]^D for images, where the value is the
 8-bit log-probability convention of :mod:`dgmbench.units` (uniform dequantisation, one
-draw). The AIS standard error of ``log Z`` is ``model.last_log_z.stderr`` (nats; shared
-by every sample). Both are estimates, never bounds.
+draw). The AIS standard error of ``log Z`` is ``model.likelihood_stderr`` (nats; shared
+by every sample; :mod:`dgmbench.metrics.shared_stderr` adds it to the NLL's in quadrature).
+Both are estimates, never bounds: AIS's ``log Z`` is a stochastic lower bound, so the NLL
+tends to be optimistic when the chains mix poorly (watch ``last_log_z.ess``). ``likelihood``
+"none" (with ``no_likelihood_reason``) reports no likelihood at all, for energies AIS cannot
+handle (the mnist preset's).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from typing import Any
 
 import torch
 
-from dgmbench.errors import UsageError
+from dgmbench.errors import ModelError, UsageError
 
 from ..base import BaselineModel
 from .ais import LogZEstimate, ais_log_z
@@ -62,6 +67,8 @@ DEFAULTS: dict[str, Any] = {
     "ais_step_size": 0.01,
     "ais_seed": 0,
     "conditional": False,
+    "likelihood": "ais",       # "ais" (AIS estimate of log Z) or "none" (no likelihood; see no_likelihood_reason)
+    "no_likelihood_reason": None,  # why, when likelihood is "none" (shown in errors and docs)
 }
 
 
@@ -83,6 +90,12 @@ class EBM(BaselineModel):
         if cfg["conditional"]:
             raise UsageError("the ebm family has no class-conditional variant; drop 'conditional'")
         _check_sample_init(cfg["sample_init"])
+        if cfg["likelihood"] not in ("ais", "none"):
+            raise UsageError(f"likelihood must be 'ais' or 'none', got '{cfg['likelihood']}'")
+        if cfg["likelihood"] == "none":
+            if not cfg["no_likelihood_reason"]:
+                raise UsageError("likelihood 'none' needs a no_likelihood_reason (one line: why there is no estimate)")
+            self.likelihood_kind = "none"  # the harness reports NLL/bpd as not available
         if not 0.0 <= float(cfg["reinit_prob"]) <= 1.0:
             raise UsageError(f"reinit_prob must lie in [0, 1], got {cfg['reinit_prob']}")
         if int(cfg["buffer_size"]) < 0:
@@ -276,6 +289,8 @@ class EBM(BaselineModel):
         log Z is estimated once per parameter state (cached) with ``ais_chains`` chains and
         ``ais_steps`` temperatures, seeded by ``ais_seed``; see ``self.last_log_z``.
         """
+        if self.config["likelihood"] == "none":
+            raise ModelError(f"{self.name} reports no likelihood: {self.config['no_likelihood_reason']}")
         key = self._params_key()
         if self.last_log_z is None or self._log_z_key != key:
             self.last_log_z = self.estimate_log_z()
