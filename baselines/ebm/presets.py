@@ -1,13 +1,14 @@
 """EBM presets (``python -m baselines train ebm --preset NAME``).
 
 The toy recipe samples "cold" (IGEBM/JEM style: the SGLD noise is below sqrt(2 step), so
-chains concentrate at the energy minima); the image recipes follow JEM (Grathwohl et al.
+chains concentrate at the energy minima); the digits, mnist-gpu and cifar10 recipes follow JEM (Grathwohl et al.
 2020: 20 SGLD steps of size 1 with noise 0.01 on [-1, 1] images, a 10,000-state buffer
 re-initialised at 5%, data noise 0.03). ``digits`` samples with 200 SGLD steps from noise: on
 its seed-0 model the classifier FID was 413 after 20 steps (the training chain length), 184
 after 100, 131 after 200, 142 after 300, 161 after 500 and 186 after 1,000 (short-run chains
 overshoot when run longer); replay-buffer states score 107 as they are and 75 after 100
-more steps (``--sampling sample_init=buffer,sample_steps=100``).
+more steps (``--sampling sample_init=buffer,sample_steps=100``). ``mnist`` is the short-run,
+non-persistent recipe of Nijkamp et al. 2019 (below; measured in baselines/README.md#ebm).
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ PRESETS: dict[str, dict] = {
         "train": {"batch_size": 32, "lr": 2e-4, "betas": (0.9, 0.999), "grad_clip": None, "log_every": 25,
                   "ckpt_every": 250, "steps": 2000, "device": "cpu"},
         "description": ("short-run non-persistent conv EBM on MNIST (Nijkamp et al. 2019): every training "
-                        "chain and every sample is 60 Langevin steps from uniform noise"),
+                        "chain and every sample is 60 Langevin steps from uniform noise (step 5e-5 on E = 2e4 net, "
+                        "noise 0.01); 26 CPU-minutes on one thread (1,586 CPU-s); FID 77 (classifier-mnist), "
+                        "recall 0.67; no likelihood (AIS fails at this temperature)"),
     },
     "mnist-gpu": {
         "dataset": "mnist",
