@@ -475,10 +475,12 @@ def test_likelihood_none_is_reported_as_none_with_its_reason():
     assert spec["likelihood"] == "none" and "AIS" in spec["no_likelihood_reason"]
     model = build_model({**spec, "ch": 4}, (1, 8, 8))
     assert likelihood_kind(model) == "none" and LIKELIHOOD_KIND == "estimate"
+    assert model.no_likelihood_reason == spec["no_likelihood_reason"]
     with pytest.raises(ModelError, match="reports no likelihood: AIS cannot"):
         likelihood_metrics(model, torch.rand(2, 1, 8, 8))
     with pytest.raises(UsageError, match="no_likelihood_reason"):
         build_model({"likelihood": "none"}, (1, 8, 8))
     with pytest.raises(UsageError, match="likelihood must be"):
         build_model({"likelihood": "elbo"}, (1, 8, 8))
-    assert likelihood_kind(build_model({"ch": 4}, (1, 8, 8))) == "estimate"
+    with_ais = build_model({"ch": 4}, (1, 8, 8))
+    assert likelihood_kind(with_ais) == "estimate" and with_ais.no_likelihood_reason is None

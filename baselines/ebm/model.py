@@ -310,6 +310,11 @@ class EBM(BaselineModel):
         return ll.double().cpu(), "estimate"
 
     @property
+    def no_likelihood_reason(self) -> str | None:
+        """Why there is no likelihood (``likelihood`` "none"), for the harness's "not available" note."""
+        return self.config["no_likelihood_reason"] if self.config["likelihood"] == "none" else None
+
+    @property
     def likelihood_stderr(self) -> float | None:
         """Standard error (nats) of the last log Z estimate, shared by every sample's log p."""
         return None if self.last_log_z is None else self.last_log_z.stderr
