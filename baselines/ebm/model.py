@@ -6,7 +6,8 @@ Grathwohl et al. 2020, JEM):
   uniform initial distribution), runs ``sgld_steps`` SGLD steps, writes them back, and
   minimises ``mean E(x_data) - mean E(x_neg) + reg_weight * mean(E(x_data)^2 + E(x_neg)^2)``;
 - the buffer is a registered buffer (``replay``), so it is saved in checkpoints and a
-  resumed run continues from the same negatives;
+  resumed run continues from the same negatives; ``buffer_size`` 0 has none: every chain
+  starts from uniform noise (short-run, non-persistent MCMC, Nijkamp et al. 2019);
 - ``sample`` runs ``sample_steps`` SGLD steps from uniform noise (or from buffer states),
   all noise drawn from the caller's generator; ``nfe_per_sample`` = 2 x steps (one forward
   and one backward pass per step).
@@ -19,8 +20,12 @@ Likelihood (``kind = "estimate"``): ``log p(x) = -E(x) - log Z`` with ``log Z`` 
 (:mod:`baselines.ebm.ais`), over R^D for points (the energy has a quadratic confinement
 ``|x|^2 / (2 prior_std^2)``) and over the box [0, 1]^D for images, where the value is the
 8-bit log-probability convention of :mod:`dgmbench.units` (uniform dequantisation, one
-draw). The AIS standard error of ``log Z`` is ``model.last_log_z.stderr`` (nats; shared
-by every sample). Both are estimates, never bounds.
+draw). The AIS standard error of ``log Z`` is ``model.likelihood_stderr`` (nats; shared
+by every sample; :mod:`dgmbench.metrics.shared_stderr` adds it to the NLL's in quadrature).
+Both are estimates, never bounds: AIS's ``log Z`` is a stochastic lower bound, so the NLL
+tends to be optimistic when the chains mix poorly (watch ``last_log_z.ess``). ``likelihood``
+"none" (with ``no_likelihood_reason``) reports no likelihood at all, for energies AIS cannot
+handle (the mnist preset's).
 """
 
 from __future__ import annotations
@@ -30,15 +35,15 @@ from typing import Any
 
 import torch
 
-from dgmbench.errors import UsageError
+from dgmbench.errors import ModelError, UsageError
 
 from ..base import BaselineModel
 from .ais import LogZEstimate, ais_log_z
-from .nets import ConvEnergy, MLPEnergy
+from .nets import ConvEnergy, MLPEnergy, StridedConvEnergy
 from .sgld import sgld
 
 DEFAULTS: dict[str, Any] = {
-    "arch": "auto",            # "conv" for images, "mlp" for points
+    "arch": "auto",            # "conv" or "sconv" (strided, short-run ConvNet) for images, "mlp" for points
     "ch": 32,                  # conv width
     "hidden": 128,             # MLP width
     "layers": 3,               # MLP hidden layers
@@ -53,7 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "sgld_noise": 0.01,        # None: sqrt(2 step_size), the Langevin sampler of exp(-E) itself
     "sample_steps": None,      # SGLD steps of sample(); None: sgld_steps
     "sample_init": "noise",    # "noise" or "buffer"
-    "buffer_size": 10000,
+    "buffer_size": 10000,      # 0: no replay buffer, every chain starts from noise (short-run, non-persistent)
     "reinit_prob": 0.05,
     "reg_weight": 0.1,         # alpha of the energy-magnitude regulariser
     "data_noise": 0.0,         # std of Gaussian noise added to data (internal units)
@@ -62,6 +67,8 @@ DEFAULTS: dict[str, Any] = {
     "ais_step_size": 0.01,
     "ais_seed": 0,
     "conditional": False,
+    "likelihood": "ais",       # "ais" (AIS estimate of log Z) or "none" (no likelihood; see no_likelihood_reason)
+    "no_likelihood_reason": None,  # why, when likelihood is "none" (shown in errors and docs)
 }
 
 
@@ -83,10 +90,18 @@ class EBM(BaselineModel):
         if cfg["conditional"]:
             raise UsageError("the ebm family has no class-conditional variant; drop 'conditional'")
         _check_sample_init(cfg["sample_init"])
+        if cfg["likelihood"] not in ("ais", "none"):
+            raise UsageError(f"likelihood must be 'ais' or 'none', got '{cfg['likelihood']}'")
+        if cfg["likelihood"] == "none":
+            if not cfg["no_likelihood_reason"]:
+                raise UsageError("likelihood 'none' needs a no_likelihood_reason (one line: why there is no estimate)")
+            self.likelihood_kind = "none"  # the harness reports NLL/bpd as not available
         if not 0.0 <= float(cfg["reinit_prob"]) <= 1.0:
             raise UsageError(f"reinit_prob must lie in [0, 1], got {cfg['reinit_prob']}")
-        if int(cfg["buffer_size"]) < 1:
-            raise UsageError(f"buffer_size must be >= 1, got {cfg['buffer_size']}")
+        if int(cfg["buffer_size"]) < 0:
+            raise UsageError(f"buffer_size must be >= 0 (0: non-persistent short-run chains), got {cfg['buffer_size']}")
+        if int(cfg["buffer_size"]) == 0 and cfg["sample_init"] == "buffer":
+            raise UsageError("sample_init 'buffer' needs a replay buffer (buffer_size >= 1)")
         arch = cfg["arch"]
         if arch == "auto":
             arch = "conv" if self.is_image else "mlp"
@@ -95,6 +110,11 @@ class EBM(BaselineModel):
                 raise UsageError(f"arch 'conv' needs image data (C, H, W), got shape {self.data_shape}")
             self.energy_net = ConvEnergy(self.data_shape, cfg["ch"], cfg["act"], cfg["spectral_norm"],
                                          energy_scale=cfg["energy_scale"])
+        elif arch == "sconv":
+            if not self.is_image:
+                raise UsageError(f"arch 'sconv' needs image data (C, H, W), got shape {self.data_shape}")
+            self.energy_net = StridedConvEnergy(self.data_shape, cfg["ch"], cfg["act"], cfg["spectral_norm"],
+                                                energy_scale=cfg["energy_scale"])
         elif arch == "mlp":
             if self.is_image:
                 raise UsageError("arch 'mlp' is for 2-D points; use 'conv' for images")
@@ -102,7 +122,7 @@ class EBM(BaselineModel):
                                         cfg["spectral_norm"], cfg["prior_std"], cfg["energy_scale"],
                                         cfg["input_scale"])
         else:
-            raise UsageError(f"unknown EBM arch '{arch}' (known: auto, conv, mlp)")
+            raise UsageError(f"unknown EBM arch '{arch}' (known: auto, conv, sconv, mlp)")
         self.arch = arch
         self.register_buffer("replay", self._init_states(int(cfg["buffer_size"]), None))
         self.name = f"ebm-{arch}"
@@ -152,9 +172,12 @@ class EBM(BaselineModel):
                 p.requires_grad_(r)
 
     # --- training -------------------------------------------------------------------------
-    def _negatives(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Buffer indices and their start states (a ``reinit_prob`` share freshly drawn)."""
+    def _negatives(self, n: int) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Buffer indices and their start states (a ``reinit_prob`` share freshly drawn; all of them,
+        with no indices, when there is no buffer)."""
         dev = self.replay.device
+        if self.replay.shape[0] == 0:
+            return None, self._init_states(n, None, dev)
         idx = torch.randint(0, self.replay.shape[0], (n,), device=dev)
         x0 = self.replay[idx]
         fresh = torch.rand(n, device=dev) < float(self.config["reinit_prob"])
@@ -169,8 +192,9 @@ class EBM(BaselineModel):
             x_pos = x_pos + float(c["data_noise"]) * torch.randn_like(x_pos)
         idx, x0 = self._negatives(x.shape[0])
         x_neg = self.langevin(x0, int(c["sgld_steps"]))
-        with torch.no_grad():
-            self.replay[idx] = x_neg
+        if idx is not None:
+            with torch.no_grad():
+                self.replay[idx] = x_neg
         e_pos, e_neg = self.energy(x_pos), self.energy(x_neg)
         cd = e_pos.mean() - e_neg.mean()
         loss = cd + float(c["reg_weight"]) * (e_pos**2 + e_neg**2).mean()
@@ -186,7 +210,9 @@ class EBM(BaselineModel):
         (replay-buffer states, which IGEBM and JEM report samples from), ``sample_steps`` SGLD steps
         (0 with 'buffer' returns buffer states as they are). Training is unaffected. Returns self."""
         if sample_init is not None:
-            self.config["sample_init"] = _check_sample_init(sample_init)
+            if _check_sample_init(sample_init) == "buffer" and self.replay.shape[0] == 0:
+                raise UsageError("sample_init 'buffer' needs a replay buffer; this EBM is non-persistent (buffer_size 0)")
+            self.config["sample_init"] = sample_init
         if sample_steps is not None:
             if int(sample_steps) < 0 or (int(sample_steps) == 0 and self.sample_init == "noise"):
                 raise UsageError(f"sample_steps must be >= 1 from noise (>= 0 from the buffer), got {sample_steps}")
@@ -263,6 +289,8 @@ class EBM(BaselineModel):
         log Z is estimated once per parameter state (cached) with ``ais_chains`` chains and
         ``ais_steps`` temperatures, seeded by ``ais_seed``; see ``self.last_log_z``.
         """
+        if self.config["likelihood"] == "none":
+            raise ModelError(f"{self.name} reports no likelihood: {self.config['no_likelihood_reason']}")
         key = self._params_key()
         if self.last_log_z is None or self._log_z_key != key:
             self.last_log_z = self.estimate_log_z()
@@ -280,6 +308,11 @@ class EBM(BaselineModel):
         else:
             ll = -self.energy(x.to(dev).float()) - log_z
         return ll.double().cpu(), "estimate"
+
+    @property
+    def no_likelihood_reason(self) -> str | None:
+        """Why there is no likelihood (``likelihood`` "none"), for the harness's "not available" note."""
+        return self.config["no_likelihood_reason"] if self.config["likelihood"] == "none" else None
 
     @property
     def likelihood_stderr(self) -> float | None:
