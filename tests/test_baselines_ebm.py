@@ -360,17 +360,18 @@ def test_nll_metric_carries_the_shared_log_z_error():
     """End to end: the NLL of 50,000 exact Gaussian draws, with the AIS stderr added in quadrature,
     covers the Gaussian's entropy (the expected NLL, closed form); with the data's standard error
     alone (the old behaviour) the interval is too narrow to cover it for this seed."""
-    from dgmbench.metrics.likelihood import likelihood_metrics
-    from dgmbench.metrics.shared_stderr import add_shared_stderr, model_shared_stderr
+    from dgmbench.metrics.likelihood import likelihood_metric_values, likelihood_metrics, log_likelihoods
+    from dgmbench.metrics.shared_stderr import model_shared_stderr
 
     model, mu, cov, true_log_z = _gaussian_ebm(30, 3)
     x = mu + torch.randn(50_000, 4, generator=torch.Generator().manual_seed(0)) @ torch.linalg.cholesky(cov).T
     entropy = 2 * math.log(2 * math.pi * math.e) + 0.5 * float(torch.logdet(cov.double()))
-    (nll_data,) = likelihood_metrics(model, x, images=False)
+    (nll,) = likelihood_metrics(model, x, images=False)  # the harness's path: the shared error is added
     se_z = model_shared_stderr(model)
     assert se_z == model.last_log_z.stderr > 0
-    (nll,) = add_shared_stderr([nll_data], se_z)
-    assert nll.value == nll_data.value
+    ll, kind = log_likelihoods(model, x)
+    (nll_data,) = likelihood_metric_values(ll, kind, num_dims=None)  # the data's standard error alone
+    assert nll.value == pytest.approx(nll_data.value, rel=1e-12)
     assert math.isclose(nll.std, math.hypot(nll_data.std, se_z))
     assert nll.extra["stderr_shared"] == se_z and nll.extra["stderr_data"] == nll_data.std
     assert nll.ci_low <= entropy <= nll.ci_high, (nll, entropy)

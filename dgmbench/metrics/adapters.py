@@ -210,7 +210,8 @@ def likelihood(ctx: MetricContext) -> list[MetricValue]:
     """The model's NLL (nats) and bits/dim on the scored split (a seeded subset with nll_max_n)."""
     model, o = ctx.model, ctx.options
     if model is None or likelihood_kind(model) == "none":
-        why = "no model was given" if model is None else "the model has no log_likelihood()"
+        why = "no model was given" if model is None else \
+            getattr(model, "no_likelihood_reason", None) or "the model has no log_likelihood()"
         return [MetricValue(name=s.name, value=None, note=f"not available: {why}") for s in GROUPS["nll"].metrics]
     data, total = ctx.data.data, ctx.data.data.shape[0]
     if o.nll_max_n is not None and total > o.nll_max_n:

@@ -24,6 +24,7 @@ import torch
 from ..errors import DataError, ModelError, model_boundary
 from ..results import MetricValue
 from ..units import LIKELIHOOD_KINDS, bits_per_dim
+from .shared_stderr import add_shared_stderr, model_shared_stderr
 
 
 def _call(model, x: torch.Tensor) -> tuple[torch.Tensor, str]:
@@ -96,4 +97,5 @@ def likelihood_metrics(model, data: torch.Tensor, *, images: bool | None = None,
     images = data.ndim == 4 if images is None else images
     ll, kind = log_likelihoods(model, data, batch_size=batch_size, seed=seed, device=device, progress=progress)
     num_dims = int(data[0].numel()) if images else None
-    return likelihood_metric_values(ll, kind, num_dims=num_dims)
+    # after log_likelihoods: an EBM estimates its log Z lazily; its error is shared by every item
+    return add_shared_stderr(likelihood_metric_values(ll, kind, num_dims=num_dims), model_shared_stderr(model))
