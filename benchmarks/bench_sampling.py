@@ -66,7 +66,7 @@ def _cases() -> list[tuple[str, str]]:
 @pytest.mark.parametrize("family,preset", _cases())
 def test_sampling_speed(benchmark, family, preset):
     benchmark.group = f"sampling, preset {preset}, batch {BS}, {DEVICE}"
-    from dgmbench.metrics.speed import _sync
+    from dgmbench.devices import synchronize
 
     model = build_untrained(family, preset, DEVICE)
     gen = torch.Generator().manual_seed(0)
@@ -75,7 +75,7 @@ def test_sampling_speed(benchmark, family, preset):
     def draw():
         with torch.no_grad():
             out = model.sample(BS, generator=gen)
-        _sync(dev)
+        synchronize(dev)
         return out
 
     seconds: list[float] = []

@@ -158,7 +158,7 @@ def test_precision_option_reaches_the_extractor_and_the_record(env, images):
     b16 = ev["bf16"].extractor.extract(images)["pool"]
     diff = (f32 - b16).abs().max().item()
     assert 0 < diff < 0.05 * f32.abs().max().item()
-    with pytest.raises(UsageError, match="unknown precision 'int4'"):
+    with pytest.raises(UsageError, match="precision \\(--precision\\) must be one of fp32, .*got 'int4'"):
         Evaluator(ref, metrics="fid", extractor="inception", precision="int4", device="cpu")
     with pytest.warns(UserWarning, match="precision='bf16' is ignored"):
         Evaluator(ref, metrics="mmd", extractor="raw", precision="bf16", device="cpu")

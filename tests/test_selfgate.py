@@ -100,7 +100,7 @@ def baseline_records(seeds: int, tmp: Path):
     for dataset, (metrics, n) in GATE.items():
         cfg = TableConfig(dataset=dataset, preset=f"{dataset}-tiny", families=FAMILIES, seeds=seeds,
                           metrics=metrics, n=n, out=str(tmp / "lb"), runs_dir=str(tmp / "runs"), device="cpu",
-                          progress=False)
+                          progress=False, real_data=False)  # real data is gated by DATA_GATE, tightly
         res = run_table(cfg)
         assert not res.missing, f"self-gate families unavailable: {res.missing}"
         out += res.records
