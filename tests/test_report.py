@@ -284,6 +284,9 @@ def test_error_bars_are_clipped_to_the_valid_range():
     assert valid_range("recall") == (0.0, 1.0) and valid_range("coverage") == (0.0, 1.0)
     assert valid_range("samples_per_s")[0] > 0 and valid_range("is") == (1.0, math.inf)
     assert valid_range("kde_ll") == (-math.inf, math.inf)
+    # density (a mean count of k-NN balls over k) and a KL divergence are never negative
+    assert valid_range("density") == (0.0, math.inf) and valid_range("mode_rkl") == (0.0, math.inf)
+    assert clipped_errors(0.13, (-0.75, 1.0), "density") == pytest.approx((0.13, 0.87))
     # FID 34 with a bootstrap interval [-11.5, 80.3]: the bar goes down to 0, not below
     assert clipped_errors(34.4, (-11.5, 80.3), "fid") == pytest.approx((34.4, 45.9))
     # recall 0.95 +- 0.1 -> [0.85, 1.0]

@@ -39,7 +39,7 @@ LOG_SPAN = 30.0
 # such as an EBM's FID squeezing the rest into the bottom of a linear axis).
 OUTLIER_FACTOR = 8.0
 TITLE_WIDTH = 34  # characters per line of a panel title
-NONNEGATIVE = frozenset({"fid", "fid_inf", "clip_fd", "nfe"})
+NONNEGATIVE = frozenset({"fid", "fid_inf", "clip_fd", "nfe", "density", "mode_rkl"})  # distances, counts, KL
 
 
 def series_colors(names: Sequence[str]) -> dict[str, str]:
