@@ -257,14 +257,15 @@ def test_report_shows_real_data_textbook_and_labelled_columns(built):
     text = open(built["html"]).read()
     for doc in (md, text):
         assert "Textbook vs measured" in doc
-        assert "FID (classifier-digits) ↓" in doc and "KID x10^3 (classifier-digits) ↓" in doc
+        # KID is scaled x10^3 only on Inception features (the papers' convention)
+        assert "FID (classifier-digits) ↓" in doc and "KID (classifier-digits) ↓" in doc
         assert "bpd (bits/dim) ↓" in doc and "speed (samples/s) ↑" in doc
         assert "NLL (nats/point) ↓" in doc  # ring8: a 2-D density is per point
         assert "row scores held-out training items as if they were a model" in doc
         # ring8: diffusion 8/8 modes (5) vs textbook 5; gan 3/8 modes with rKL 0.9 -> 1 vs textbook 2
         assert "ring8-tiny: " in doc and "rated cells agree with the textbook within one star" in doc
-    # KID shown x10^3 with its own subset std (one seed)
-    assert "| 2 ± 0.5 |" in md
+    # KID on the classifier's features shown as it is, with its own subset std (one seed)
+    assert "| 0.002 ± 0.0005 |" in md
     # the real-data row is the first row of the metrics and comparison tables of digits
     digits_md = md.split("## ring8-tiny")[0]
     first_rows = [line for line in digits_md.splitlines() if line.startswith("| ") and not line.startswith("| family")]
@@ -295,6 +296,15 @@ def test_error_bars_are_clipped_to_the_valid_range():
     below, above = clipped_errors(0.5, (-1.0, 2.0), "samples_per_s")
     assert 0.5 - below > 0 and above == pytest.approx(1.5)
     assert clipped_errors(3.0, None, "fid") == (0.0, 0.0)
+
+
+def test_kid_is_scaled_x1000_only_on_inception_features():
+    from dgmbench.report.leaderboard import display_scale
+
+    assert display_scale("kid", ["inception"]) == (1e3, "x10^3")
+    assert display_scale("kid", ["classifier-mnist"]) == (1.0, "")
+    assert display_scale("kid", ["inception", "classifier-mnist"]) == (1.0, "")  # mixed: never scaled
+    assert display_scale("fid", ["inception"]) == (1.0, "")
 
 
 def test_outlier_switches_to_a_log_axis_and_titles_wrap():

@@ -27,9 +27,9 @@ from ..results import Record, atomic_write_text, sha256_file
 from ..sampling import format_sampling_options
 from .comparison import COLUMNS, comparison_markdown, comparison_table, fmt, rules_for
 from .leaderboard import (
-    DISPLAY_SCALE,
     METRICS_NOTE,
     _cell,
+    display_scale,
     metric_header,
     metrics_markdown,
     ordered_columns,
@@ -305,7 +305,8 @@ def section_html(section: DatasetSection) -> str:
     shown = [m for m in ordered_metrics(section.summaries) if m != "nfe"]
     bars = metric_bars_png(section.summaries, shown,
                            headers={m: metric_header(m, section.summaries, section.kind, arrow=False) for m in shown},
-                           scales={m: k for m, (k, _) in DISPLAY_SCALE.items()})
+                           scales={m: display_scale(m, [e for s in section.summaries for e in s.extractors(m)])[0]
+                                   for m in shown})
     if bars:
         parts += ["<h3>Metrics with 95% intervals</h3>",
                   '<p class="note">Bars: mean over finished seeds; error bars: t-interval of that mean (two or more '

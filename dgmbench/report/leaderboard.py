@@ -13,6 +13,7 @@ first. Files are written atomically (temporary file + rename).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..metrics.registry import METRICS
@@ -24,6 +25,16 @@ from .textbook import textbook_markdown
 
 # metric -> (factor, header text): values are shown multiplied by the factor, as papers print them
 DISPLAY_SCALE: dict[str, tuple[float, str]] = {"kid": (1e3, "x10^3")}
+SCALED_EXTRACTORS = frozenset({"inception"})  # papers print Inception KID x10^3
+
+
+def display_scale(m: str, extractors: Iterable[str | None]) -> tuple[float, str]:
+    """(factor, label) a metric is printed with: KID x10^3 as papers print it on Inception features;
+    on other features (the domain classifiers' are not normalised: their KID is ~1e3) as it is."""
+    exts = [e for e in extractors if e]
+    if m in DISPLAY_SCALE and exts and all(e in SCALED_EXTRACTORS for e in exts):
+        return DISPLAY_SCALE[m]
+    return 1.0, ""
 # one seed: show these metrics' own std (KID's subset std, KDE's standard error) rather than their CI
 OWN_STD = frozenset({"kid", "kde_ll", "kde_bpd", "cond_acc", "mmd"})
 # units per data item: "nats" of a likelihood is per image or per point
@@ -94,8 +105,8 @@ def _cell(s: ModelSummary, m: str, extractor: str | None = None) -> str:
     mean = s.mean(m, extractor)
     if mean is None:
         return "-"
-    k = DISPLAY_SCALE.get(m, (1.0, ""))[0]
     mv = s.metric(m, extractor)
+    k = display_scale(m, [extractor or (mv.extractor if mv is not None else None)])[0]
     if len(s.values(m, extractor)) >= 2:
         out = f"{fmt(k * mean)} ± {fmt(k * s.std(m, extractor), 2)}"
     elif mv is not None and mv.std is not None and (m in OWN_STD or mv.ci_low is None):
@@ -128,12 +139,13 @@ def metric_header(m: str, summaries: list[ModelSummary] | None = None, kind: str
     'KDE log-likelihood (pixels in [0,1], nats/image) ↑': label, scale, features, unit, direction."""
     spec = METRICS.get(m)
     label = spec.label if spec is not None else m
-    if m in DISPLAY_SCALE:
-        label += f" {DISPLAY_SCALE[m][1]}"
     exts = [extractor] if extractor else []
     if not exts:
         for s in summaries or []:
             exts += [e for e in s.extractors(m) if e not in exts]
+    scale = display_scale(m, exts)[1]
+    if scale:
+        label += f" {scale}"
     eight_bit = metric_unit(m, kind) == "bits/dim"  # bits/dim is on the 8-bit [0, 256) scale, not [0, 1]
     feats = [("pixels" if eight_bit and kind == "image" else RAW_FEATURES.get(kind, e)) if e == "raw" else e
              for e in exts]
@@ -184,7 +196,7 @@ def provenance_lines(records: list[Record]) -> list[str]:
     return lines
 
 
-METRICS_NOTE = ("KID is shown x10^3 with its subset std; MMD² with its permutation-test p-value in brackets; KDE is "
+METRICS_NOTE = ("KID is shown with its subset std (x10^3 on Inception features, as papers print it); MMD² with its permutation-test p-value in brackets; KDE is "
                 "the Parzen-window log-likelihood (Goodfellow et al. 2014 protocol, bandwidth chosen on a validation "
                 "split) on the [0,1] pixel scale with its standard error; IS uses the named extractor's class "
                 "logits; conditional accuracy is the classifier's agreement with the requested class (`-` for "
