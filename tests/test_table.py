@@ -618,3 +618,19 @@ def test_eval_code_version_hashes_the_scoring_modules_only(tmp_path):
     (pkg / "reference.py").unlink()  # a module that does not exist (yet) is skipped
     counted.remove("reference.py")
     assert eval_code_version(pkg) == reference()
+
+
+def test_no_real_data_leaves_the_row_out_and_says_so_in_the_command(tmp_path, home, capsys):
+    """`--no-real-data`: no real-data record, no real-data grid, and the header's command repeats the flag."""
+    import baselines.registry as registry
+    from dgmbench.cli import main
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(registry.FAMILIES, "fake", fake.MODULE)
+        assert main(_args(tmp_path / "lb", tmp_path / "runs", ["fake"], "--no-real-data")) == 0
+    capsys.readouterr()
+    recs = [json.loads(line) for line in (tmp_path / "lb" / "digits-tiny.jsonl").read_text().splitlines()]
+    assert [r["family"] for r in recs] == ["fake"]
+    assert not any(p.name.startswith("real") for p in (tmp_path / "lb" / "digits-tiny.samples").iterdir())
+    assert "--no-real-data" in recs[0]["config"]["table"]["command"]
+    assert "--no-real-data" in (tmp_path / "lb" / "digits-tiny.md").read_text().splitlines()[0]

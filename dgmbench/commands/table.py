@@ -6,6 +6,7 @@ import shlex
 
 from ..cli import print_json
 from ..errors import UsageError
+from ..metrics.registry import default_metrics
 from ..report.leaderboard import metrics_markdown
 from ..report.summary import summarize
 from ..results import check_writable_dir
@@ -45,8 +46,11 @@ def add_parser(sub) -> None:
     p.add_argument("--families", help="comma-separated families (default: all registered)")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds per family, 0..S-1 (default: 3)")
     p.add_argument("--steps", type=int, help="override every preset's training steps (quick runs; default: the preset's)")
-    p.add_argument("--metrics", help="comma-separated metrics (default: fid,prdc,nll,speed on images; "
-                                     "mode_coverage,mmd,nll,speed on 2-D data)")
+    p.add_argument("--metrics", help="comma-separated metrics (default: " + "; ".join(
+        f"{','.join(default_metrics(kind, table=True))} on {what}"
+        for kind, what in (("image", "images"), ("points", "2-D points"))) + ")")
+    p.add_argument("--no-real-data", action="store_true",
+                   help="leave out the real-data row (held-out training items scored as if they were a model)")
     p.add_argument("-n", type=int, default=None, help="samples per evaluation (default: the metric engine's)")
     p.add_argument("--nll-n", type=int, metavar="N", help="NLL/bpd on a seeded subset of N test items (default: all; "
                                                         "a diffusion VLB costs T network passes per item)")
@@ -83,6 +87,8 @@ def command_line(args) -> str:
             parts += [opt, str(val)]
     for item in getattr(args, "sampling", None) or ():
         parts += ["--sampling", item]
+    if getattr(args, "no_real_data", False):
+        parts.append("--no-real-data")
     return shlex.join(parts)
 
 
@@ -92,7 +98,7 @@ def run(args) -> int:
                       metrics=_csv(args.metrics), n=args.n, nll_n=args.nll_n, split=args.split, extractor=args.extractor, out=args.out,
                       runs_dir=args.runs_dir, device=args.device, progress=not args.no_progress,
                       command=command_line(args), name=args.name, adopt=tuple(args.adopt), threads=args.threads,
-                      sampling=parse_table_sampling(args.sampling))
+                      sampling=parse_table_sampling(args.sampling), real_data=not args.no_real_data)
     if args.n is not None and args.n < 2:
         raise UsageError(f"-n must be at least 2, got {args.n}")
     if args.nll_n is not None and args.nll_n < 1:
