@@ -105,7 +105,7 @@ def _safe_load(path: str) -> tuple[str, Any]:
 
 
 def _reason(e: Exception) -> str:
-    """The informative first sentence of torch's error (never its 'rerun with weights_only=False' advice)."""
+    """The informative first sentence of torch's error (never its advice to turn the safe loader off)."""
     text = str(e)
     detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
     line = _first_line(detail.group(1) if detail else text)

@@ -24,8 +24,19 @@ GRID = 4  # the tiny checkpoints' position grid (56 px / 14); 224 px inputs need
 
 @pytest.fixture(autouse=True)
 def offline(tmp_path, monkeypatch):
+    """No test here may reach the network: offline mode, an empty torch hub folder, and every
+    download path (urllib, torch hub) failing the test if it is called."""
+    import urllib.request
+
     monkeypatch.setenv("DGMBENCH_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def no_network(*a, **k):
+        pytest.fail(f"a test tried to download: {a[:1]}")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
 
 
 def _tiny_checkpoint(path, ffn: str, seed: int = 0):

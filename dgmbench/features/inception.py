@@ -56,7 +56,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import urllib.request
 import warnings
 from collections.abc import Sequence
@@ -68,7 +67,7 @@ import torch
 from PIL import Image
 
 from ..errors import UsageError, WeightsMissingError
-from ..results import atomic_write_text, sha256_file
+from ..results import atomic_write_text, atomic_writer, sha256_file
 from ..units import to_uint8
 from .cache import atomic_torch_save, dgmbench_home
 
@@ -303,26 +302,17 @@ def ensure_converted_weights(source: str | os.PathLike | None = None, dest: str 
 def download_file(url: str, dest: Path, *, sha256_prefix: str | None = None, timeout: float = 30.0) -> Path | None:
     """Download ``url`` atomically to ``dest`` (optionally checking a sha256 prefix); None (with a warning) on
     failure, including an unwritable destination folder."""
-    tmp = None
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-        h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310
+        with atomic_writer(dest, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310
+            h = hashlib.sha256()
             for chunk in iter(lambda: r.read(1 << 20), b""):
                 f.write(chunk)
                 h.update(chunk)
-        if sha256_prefix and not h.hexdigest().startswith(sha256_prefix):
-            raise ValueError(f"sha256 {h.hexdigest()} does not start with {sha256_prefix}")
-        os.replace(tmp, dest)
+            if sha256_prefix and not h.hexdigest().startswith(sha256_prefix):  # raised inside: no file is left
+                raise ValueError(f"sha256 {h.hexdigest()} does not start with {sha256_prefix}")
         return dest
     except Exception as e:  # noqa: BLE001 - any failure is reported and the caller falls back
         warnings.warn(f"could not download {url} ({e})", stacklevel=3)
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
         return None
 
 
