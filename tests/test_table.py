@@ -634,3 +634,37 @@ def test_no_real_data_leaves_the_row_out_and_says_so_in_the_command(tmp_path, ho
     assert not any(p.name.startswith("real") for p in (tmp_path / "lb" / "digits-tiny.samples").iterdir())
     assert "--no-real-data" in recs[0]["config"]["table"]["command"]
     assert "--no-real-data" in (tmp_path / "lb" / "digits-tiny.md").read_text().splitlines()[0]
+
+
+def test_a_changed_checkpoint_is_retrained_and_rescored_not_reused(tmp_path, home, capsys):
+    """A finished model's checkpoint overwritten with another seed's weights (or random bytes) is not
+    reused: the table retrains it from its own seed and scores that, the same numbers as the first run."""
+    import baselines.registry as registry
+    from baselines.train import train_preset
+    from dgmbench.cli import main
+    from dgmbench.results import sha256_file
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(registry.FAMILIES, "fake", fake.MODULE)
+        args = ["--json"] + _args(tmp_path / "lb", tmp_path / "runs", ["fake"], "--no-real-data")
+        assert main(args) == 0
+        first = json.loads(capsys.readouterr().out)
+        (rec,) = [json.loads(line) for line in (tmp_path / "lb" / "digits-tiny.jsonl").read_text().splitlines()]
+        ckpt = rec["config"]["table"]["checkpoint"]
+        original = sha256_file(ckpt)
+        assert first["trained"] == [["fake", 0]] and rec["config"]["table"]["checkpoint_sha256"] == original
+        for swap in ("other-seed", "random-bytes"):
+            if swap == "other-seed":
+                other = tmp_path / "other.pt"
+                train_preset("fake", "digits-tiny", checkpoint=str(other), seed=7, progress=False, device="cpu")
+                os.replace(other, ckpt)
+            else:
+                Path(ckpt).write_bytes(os.urandom(4096))
+            assert sha256_file(ckpt) != original
+            assert main(args) == 0
+            out = json.loads(capsys.readouterr().out)
+            assert out["trained"] == [["fake", 0]] and out["reused"] == [], swap
+            (again,) = [json.loads(line) for line in (tmp_path / "lb" / "digits-tiny.jsonl").read_text().splitlines()]
+            assert sha256_file(ckpt) == original  # retrained from seed 0: the same bytes as the first run
+            assert again["config"]["table"]["checkpoint_sha256"] == original
+            assert again["metrics"]["fid"]["value"] == rec["metrics"]["fid"]["value"]

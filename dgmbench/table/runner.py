@@ -376,7 +376,7 @@ def _run_table(cfg: TableConfig, evaluate_fn: Callable[..., Record] | None) -> T
                   f"{str(train.get('checkpoint_sha256'))[:12]}); training it again", file=sys.stderr)
             os.unlink(job.checkpoint)
             train = None
-        if train is None or not os.path.exists(job.checkpoint) or sha256_file(job.checkpoint) != train.get("checkpoint_sha256"):
+        if train is None or sha is None or sha != train.get("checkpoint_sha256"):  # sha: hashed once, above
             train = _train(job, cfg, log)
             (result.adopted if job.key in adopted else result.trained).append((job.family, job.seed))
         record = _evaluate_job(job, cfg, train, requested, evaluate_fn, info.kind, modes)
