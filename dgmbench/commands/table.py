@@ -67,6 +67,11 @@ def add_parser(sub) -> None:
                    help="sampler options one family's models are scored with, e.g. --sampling ebm:sample_steps=500 "
                         "or --sampling diffusion:sampler=ddim,steps=50 (repeatable; part of the evaluation's cache "
                         "key, not of the training's: trained models are reused)")
+    p.add_argument("--clip-model", metavar="NAME",
+                   help="open_clip model (e.g. ViT-B-32): adds the CLIP score with prompts 'a photo of a {class}' "
+                        "to the alignment column of class-conditional models (weights: --clip-pretrained)")
+    p.add_argument("--clip-pretrained", metavar="TAG|FILE",
+                   help="open_clip pretrained tag (downloaded once) or a local weights file for --clip-model")
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch CPU threads for training and scoring (default: torch's, one per core). CPU "
                         "training is bit-reproducible for a fixed count; the committed leaderboards use 1")
@@ -81,7 +86,8 @@ def command_line(args) -> str:
                                ("--seeds", "seeds", None), ("--steps", "steps", None), ("--metrics", "metrics", None),
                                ("-n", "n", None), ("--nll-n", "nll_n", None),
                                ("--split", "split", "test"), ("--extractor", "extractor", None),
-                               ("--device", "device", "auto"), ("--threads", "threads", None)):
+                               ("--device", "device", "auto"), ("--threads", "threads", None),
+                               ("--clip-model", "clip_model", None), ("--clip-pretrained", "clip_pretrained", None)):
         val = getattr(args, attr, None)
         if val is not None and val != default:
             parts += [opt, str(val)]
@@ -98,7 +104,8 @@ def run(args) -> int:
                       metrics=_csv(args.metrics), n=args.n, nll_n=args.nll_n, split=args.split, extractor=args.extractor, out=args.out,
                       runs_dir=args.runs_dir, device=args.device, progress=not args.no_progress,
                       command=command_line(args), name=args.name, adopt=tuple(args.adopt), threads=args.threads,
-                      sampling=parse_table_sampling(args.sampling), real_data=not args.no_real_data)
+                      sampling=parse_table_sampling(args.sampling), real_data=not args.no_real_data,
+                      clip_model=args.clip_model, clip_pretrained=args.clip_pretrained)
     if args.n is not None and args.n < 2:
         raise UsageError(f"-n must be at least 2, got {args.n}")
     if args.nll_n is not None and args.nll_n < 1:

@@ -167,6 +167,26 @@ class TableConfig:
     threads: int | None = None  # torch CPU threads while training and scoring; None: torch's default
     sampling: dict[str, dict[str, Any]] = field(default_factory=dict)  # family -> sampler options (scoring only)
     real_data: bool = True  # score held-out training items as the "real data" row (see real_data_row)
+    clip_model: str | None = None  # open_clip model name: adds the CLIP score (alignment) of conditional models
+    clip_pretrained: str | None = None  # open_clip pretrained tag or a local weights file
+
+    def eval_options(self) -> dict[str, Any]:
+        """Options every evaluation of this table is scored with (part of the evaluation key):
+        TABLE_EVAL_OPTIONS plus the CLIP model when one is given (a local weights file by its sha256)."""
+        opts: dict[str, Any] = dict(TABLE_EVAL_OPTIONS)
+        if self.clip_model or self.clip_pretrained:
+            opts.update({k: v for k, v in (("clip_model", self.clip_model), ("clip_pretrained", self.clip_pretrained))
+                         if v})
+        return opts
+
+    def eval_key_options(self) -> dict[str, Any]:
+        """``eval_options()`` as it enters the evaluation key: a local CLIP weights file by its sha256,
+        so other weights under the same path are scored again."""
+        opts = self.eval_options()
+        pre = opts.get("clip_pretrained")
+        if pre and os.path.isfile(pre):
+            opts["clip_pretrained_sha256"] = sha256_file(pre)
+        return opts
 
     @property
     def preset_name(self) -> str:
@@ -329,7 +349,9 @@ def _run_table(cfg: TableConfig, evaluate_fn: Callable[..., Record] | None) -> T
         raise UsageError(f"no family can run the '{cfg.preset_name}' preset of {cfg.dataset} "
                          f"({'; '.join(f'{k}: {v}' for k, v in missing.items())})")
     requested = list(cfg.metrics) if cfg.metrics else default_metrics(cfg.dataset)
-    resolve_metrics(requested)  # unknown names: UsageError before any training
+    if (cfg.clip_model or cfg.clip_pretrained) and "clip_score" not in resolve_metrics(requested):
+        requested.append("clip_score")  # the alignment column of class-conditional models
+    requested = resolve_metrics(requested)  # unknown names: UsageError before any training
     check_table_sampling(cfg, families, info)
     jobs = plan_jobs(cfg, families)
     log = StateLog(os.path.join(cfg.runs_dir, STATE_FILE))
@@ -339,6 +361,7 @@ def _run_table(cfg: TableConfig, evaluate_fn: Callable[..., Record] | None) -> T
         adopted = adopt_checkpoints(list(cfg.adopt), jobs, log, cfg.preset_name)
     evaluate_fn = evaluate_fn or evaluate
     ecode = eval_code_version()
+    key_options = cfg.eval_key_options()
     modes = _dataset_modes(cfg) if info.kind == "points" else None
     records: list[Record] = []
     result = TableResult(records=records, paths={}, missing=missing)
@@ -348,7 +371,7 @@ def _run_table(cfg: TableConfig, evaluate_fn: Callable[..., Record] | None) -> T
         sampling = cfg.sampling.get(job.family) or {}
         eval_key = _digest({"model": job.key, "dataset": cfg.dataset, "split": cfg.split, "metrics": requested,
                             "n": cfg.n, "seed": job.seed, "extractor": cfg.extractor, "code": ecode,
-                            "options": TABLE_EVAL_OPTIONS,
+                            "options": key_options,
                             **({"nll_n": cfg.nll_n} if cfg.nll_n is not None else {}),
                             **({"sampling": sampling} if sampling else {})})
         sha = sha256_file(job.checkpoint) if os.path.exists(job.checkpoint) else None
@@ -540,7 +563,7 @@ def _evaluate_job(job: Job, cfg: TableConfig, train: dict[str, Any], requested: 
                       config={"table": table})
     kwargs = {"metrics": metrics_for(model, requested), "n": cfg.n, "seed": job.seed, "split": cfg.split,
               "device": cfg.device, "model_name": name, "family": job.family, "progress": cfg.progress,
-              **TABLE_EVAL_OPTIONS}
+              **cfg.eval_options()}
     if cfg.extractor:
         kwargs["extractor"] = cfg.extractor
     if cfg.nll_n is not None:
@@ -617,7 +640,7 @@ def real_data_row(cfg: TableConfig, requested: list[str], evaluate_fn: Callable[
     n = real_data_n(cfg)
     samples, desc = real_data_subset(cfg.dataset, n)
     key = _digest({"real": cfg.dataset, "split": cfg.split, "metrics": metrics, "n": n, "extractor": cfg.extractor,
-                   "code": ecode, "options": TABLE_EVAL_OPTIONS, "subset": desc})
+                   "code": ecode, "options": cfg.eval_key_options(), "subset": desc})
     rel = grid_relpath(cfg.out_name, REAL_FAMILY, 0)
     done = log.find("eval_done", key)
     if done is not None:
@@ -632,7 +655,7 @@ def real_data_row(cfg: TableConfig, requested: list[str], evaluate_fn: Callable[
         return rec
     kwargs = {"metrics": metrics, "n": n, "seed": 0, "split": cfg.split, "device": cfg.device,
               "model_name": "real data (held-out train items)", "family": REAL_FAMILY, "progress": cfg.progress,
-              **TABLE_EVAL_OPTIONS}
+              **cfg.eval_options()}
     if cfg.extractor:
         kwargs["extractor"] = cfg.extractor
     rec = evaluate_fn(samples, cfg.dataset, **kwargs)
