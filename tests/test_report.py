@@ -464,3 +464,53 @@ def test_loss_series_picks_gan_players_ebm_energies_or_the_loss():
     plain = [{"step": 1, "loss": 3.0, "e_pos": 1.0}, {"step": 2, "loss": float("nan")}, {"step": 3, "loss": 2.0}]
     assert loss_series(plain) == [("loss", [1.0, 3.0], [3.0, 2.0])]
     assert loss_series([{"loss": 1.0}]) == [] and loss_series([]) == []
+
+
+def test_metrics_table_is_split_by_the_registry_sections_so_it_fits_a_page():
+    """Quality metrics in one table; alignment, likelihood and speed in a second (each column where the
+    registry's group section puts it); a metric of an unknown section is refused at registration."""
+    from dgmbench.errors import UsageError
+    from dgmbench.metrics.registry import REPORT_TABLES, MetricGroup, MetricSpec, metric_section, register
+    from dgmbench.report.leaderboard import column_parts, metrics_markdown
+    from dgmbench.report.summary import summarize
+
+    r = Record(model="m", dataset="digits", split="test", family="diffusion", seed=0)
+    for name, v in (("fid", 10.0), ("precision", 0.5), ("cond_acc", 0.9), ("nll", 100.0), ("samples_per_s", 3.0),
+                    ("kde_ll", -5.0)):
+        r.add(MetricValue(name, v))
+    parts = column_parts(summarize([r]))
+    assert [t for t, _ in parts] == [t for t, _ in REPORT_TABLES]
+    assert [m for m, _ in parts[0][1]] == ["fid", "precision"]
+    assert {m for m, _ in parts[1][1]} == {"cond_acc", "nll", "samples_per_s", "kde_ll"}
+    assert metric_section("clip_score") == "alignment" and metric_section("kid") == "quality"
+    md = metrics_markdown(summarize([r]), "image")
+    assert md.count("| family | likelihood |") == 2 and "**Alignment, likelihood and speed**" in md
+    # quality-only records: one table, no empty second one
+    q = Record(model="q", dataset="digits", split="test", family="gan", seed=0)
+    q.add(MetricValue("fid", 3.0))
+    assert len(column_parts(summarize([q]))) == 1
+    with pytest.raises(UsageError, match="unknown section"):
+        register(MetricGroup("toy_section", (MetricSpec("toy_section", True, "", "toy"),), lambda ctx: [],
+                             section="nowhere"))
+
+
+def test_a_value_is_never_shown_without_its_note():
+    """A note on one row's value marks that cell (†) and is listed under its table; a note every row
+    shares is listed once ("every row") without marking the cells; a '-' cell is not marked."""
+    from dgmbench.report.leaderboard import NOTE_MARK, metrics_markdown
+    from dgmbench.report.summary import summarize
+
+    recs = []
+    for fam, fid_inf, note in (("real data", -1.5, "negative FID-infinity -1.5: overshot"), ("vae", 40.0, None),
+                               ("gan", None, "too few samples")):
+        r = Record(model=fam, dataset="digits", split="test", family=fam, seed=0)
+        r.add(MetricValue("fid_inf", fid_inf, note=note))
+        r.add(MetricValue("kid", 0.01, std=0.001, note="KID subset size 180"))
+        recs.append(r)
+    md = metrics_markdown(summarize(recs), "image")
+    rows = {line.split(" | ")[0][2:]: line for line in md.splitlines() if line.startswith("| ") and "family" not in line}
+    assert f"-1.5{NOTE_MARK} |" in rows["real data"] and NOTE_MARK not in rows["vae"]
+    assert NOTE_MARK not in rows["gan"]  # its FID-inf is '-' (the note says why elsewhere); KID's note is shared
+    assert "- FID-inf, real data: negative FID-infinity -1.5: overshot" in md
+    assert "- KID, every row: KID subset size 180" in md
+    assert "too few samples" not in md

@@ -97,7 +97,8 @@ class PRDC:
             if name in self.intervals:
                 low, high, std = self.intervals[name]
                 extra.update({"interval": self.interval_methods[name], "ci_level": self.level})
-            notes = [f"k={k}"] + ([self.note] if self.note else [])
+            ball = "radius to the k-th neighbour, inclusive" if pr else "strict <"
+            notes = [f"k={k} nearest neighbours ({ball}; {extra['convention']})"] + ([self.note] if self.note else [])
             out.append(MetricValue(name=name, value=getattr(self, name), n=self.n_fake, higher_is_better=True,
                                    ci_low=low, ci_high=high, std=std, note="; ".join(notes), extra=extra,
                                    **mv_kwargs))

@@ -64,6 +64,7 @@ class MetricGroup:
     options: tuple[str, ...] = ()  # EvalOptions fields it reads
     compares_with_reference: bool = True  # a too-small reference set is noted on its values
     description: str = ""
+    section: str = "quality"  # where leaderboards and reports show it: a key of SECTIONS
 
     def needs_for(self, options: Any) -> frozenset[str]:
         """The evaluator's collections this group needs under ``options``."""
@@ -85,6 +86,15 @@ class MetricGroup:
         return list(fn(ctx))
 
 
+# Report sections a metric's column belongs to, in display order (leaderboards split their metrics
+# table into the parts of REPORT_TABLES so that no table is wider than a page).
+SECTIONS: dict[str, str] = {"quality": "sample quality and diversity", "alignment": "alignment",
+                            "likelihood": "likelihood", "speed": "sampling speed"}
+REPORT_TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Sample quality and diversity", ("quality",)),
+    ("Alignment, likelihood and speed", ("alignment", "likelihood", "speed")),
+)
+
 GROUPS: dict[str, MetricGroup] = {}
 METRICS: dict[str, MetricSpec] = {}
 _ALIASES: dict[str, tuple[str, ...]] = {}
@@ -95,6 +105,8 @@ def register(group: MetricGroup, *, replace: bool = False) -> MetricGroup:
     order of computation and of columns. ``replace=True`` swaps an existing group."""
     if group.name in GROUPS and not replace:
         raise UsageError(f"metric group '{group.name}' is already registered")
+    if group.section not in SECTIONS:
+        raise UsageError(f"metric group '{group.name}': unknown section '{group.section}' (known: {', '.join(SECTIONS)})")
     for spec in group.metrics:
         owner = METRICS.get(spec.name)
         if owner is not None and owner.group != group.name:
@@ -126,6 +138,13 @@ def unregister(name: str) -> None:
 
 def _with_group(spec: MetricSpec, group: str) -> MetricSpec:
     return MetricSpec(spec.name, spec.higher_is_better, spec.unit, spec.label, spec.tolerance, group)
+
+
+def metric_section(name: str) -> str:
+    """The report section of a metric (its group's ``section``; "quality" for unknown names)."""
+    spec = METRICS.get(name)
+    group = GROUPS.get(spec.group) if spec is not None else None
+    return group.section if group is not None else "quality"
 
 
 def metric_spec(name: str) -> MetricSpec:
@@ -224,7 +243,8 @@ for _g in (
     MetricGroup("kde", (_spec("kde_ll", True, "nats", "KDE log-likelihood", Tolerance(rel=0.02, unc=2.0)),
                         _spec("kde_bpd", False, "bits/dim", "KDE bpd", Tolerance(rel=0.02, unc=2.0))),
                 _A + "kde", frozenset({"raw"}), _BOTH, _PTS, _BOTH, options=("kde_grid", "kde_max_test"),
-                compares_with_reference=False, description="Parzen-window log-likelihood of the split"),
+                compares_with_reference=False, description="Parzen-window log-likelihood of the split",
+                section="likelihood"),
     MetricGroup("mode_coverage", (
         _spec("modes_captured", True, "modes", "modes captured", Tolerance(abs=0.0)),
         _spec("hq_fraction", True, "fraction", "high-quality samples (within 3 std)", Tolerance(abs=0.02, unc=2.0)),
@@ -234,11 +254,12 @@ for _g in (
     MetricGroup("cond_acc", (_spec("cond_acc", True, "fraction", "conditional accuracy", Tolerance(abs=0.02, unc=2.0)),),
                 _A + "cond_acc", frozenset({"logits", "labels"}), _IMG, table_default=_IMG, aliases=("alignment",),
                 compares_with_reference=False,
-                description="class-conditional models: the domain classifier's agreement with the requested class"),
+                description="class-conditional models: the domain classifier's agreement with the requested class",
+                section="alignment"),
     MetricGroup("clip_score", (_spec("clip_score", True, "", "CLIP score (100 x cosine)", Tolerance(abs=0.5, unc=2.0)),),
                 _A + "clip_score", frozenset({"clip", "labels"}), _IMG, aliases=("clip",),
                 options=("clip_w", "clip_template"), compares_with_reference=False,
-                description="CLIP image-text alignment with class prompts"),
+                description="CLIP image-text alignment with class prompts", section="alignment"),
     MetricGroup("clip_fd", (_spec("clip_fd", False, "", "Frechet distance in CLIP space", Tolerance(rel=0.05, unc=2.0)),),
                 _A + "clip_fd", frozenset({"clip", "clip_reference"}), _IMG, aliases=("clip",),
                 options=("fid_bootstrap",), description="Frechet distance of CLIP image embeddings"),
@@ -250,12 +271,12 @@ for _g in (
                         _spec("bpd", False, "bits/dim", "bpd", Tolerance(rel=0.01, unc=2.0))),
                 _A + "likelihood", frozenset({"model"}), _BOTH, table_default=_BOTH,
                 options=("likelihood_batch_size", "nll_max_n"), compares_with_reference=False,
-                description="the model's NLL (nats) and bits/dim with its kind"),
+                description="the model's NLL (nats) and bits/dim with its kind", section="likelihood"),
     MetricGroup("speed", (_spec("samples_per_s", True, "samples/s", "speed", Tolerance(rel=0.5)),
                           _spec("nfe", False, "evaluations/sample", "NFE", Tolerance(abs=0.0))),
                 _A + "speed", frozenset({"model"}), _BOTH, table_default=_BOTH,
                 options=("speed_batch_size", "speed_repeats", "speed_warmup"), compares_with_reference=False,
-                description="samples/s after warm-up and NFE per sample"),
+                description="samples/s after warm-up and NFE per sample", section="speed"),
 ):
     register(_g)
 

@@ -28,12 +28,13 @@ from ..sampling import format_sampling_options
 from .comparison import COLUMNS, comparison_markdown, comparison_table, fmt, rules_for
 from .leaderboard import (
     METRICS_NOTE,
-    _cell,
+    column_parts,
     display_scale,
+    marked_cell,
     metric_header,
     metrics_markdown,
-    ordered_columns,
     ordered_metrics,
+    part_notes,
     real_data_lines,
 )
 from .plots import loss_curves_png, metric_bars_png, quality_speed_png, textbook_png
@@ -53,7 +54,7 @@ code{background:#f4f4f4;padding:1px 4px;border-radius:3px}
 .grid{display:flex;flex-wrap:wrap;gap:12px}.grid figure{margin:0;text-align:center;font-size:12px}
 .samples{margin-bottom:12px}.nogrid{width:200px;padding:24px 8px;border:1px dashed #bbb;color:#666;font-size:12px}
 .note{color:#666;font-size:12px}.rules li{font-size:12px;margin-bottom:4px}
-img{max-width:100%}
+img{max-width:100%}.wide{overflow-x:auto}h4{font-size:14px;margin:12px 0 4px 0}
 """
 
 CHECK_SCRIPT = """
@@ -142,12 +143,20 @@ def comparison_html(section: DatasetSection) -> str:
 
 
 def metrics_html(section: DatasetSection) -> str:
-
-    cols = ordered_columns(section.summaries)
-    rows = [[s.family, s.likelihood_kind, f"{s.n_runs - s.n_diverged}/{s.n_runs}"] + [_cell(s, m, e) for m, e in cols]
-            for s in section.summaries]
-    return _table(["family", "likelihood", "finished/runs"]
-                  + [metric_header(m, section.summaries, section.kind, e) for m, e in cols], rows)
+    """One table per part of ``column_parts`` (no table wider than the page; a scroll box as a last resort)."""
+    out = []
+    for title, cols in column_parts(section.summaries):
+        rows = [[s.family, s.likelihood_kind, f"{s.n_runs - s.n_diverged}/{s.n_runs}"]
+                + [marked_cell(s, m, e, section.summaries) for m, e in cols] for s in section.summaries]
+        out.append(f'<h4>{html.escape(title)}</h4><div class="wide">'
+                   + _table(["family", "likelihood", "finished/runs"]
+                            + [metric_header(m, section.summaries, section.kind, e) for m, e in cols], rows)
+                   + "</div>")
+        notes = part_notes(section.summaries, cols, section.kind)
+        if notes:
+            out.append('<p class="note">Notes (†):</p><ul class="rules value-notes">'
+                       + "".join(f"<li>{html.escape(x)}</li>" for x in notes) + "</ul>")
+    return "\n".join(out)
 
 
 def textbook_html(section: DatasetSection) -> str:

@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..metrics.registry import METRICS
+from ..metrics.registry import METRICS, REPORT_TABLES, metric_section
 from ..results import Record, atomic_write_text
 from ..sampling import format_sampling_options
 from .comparison import comparison_markdown, comparison_table, fmt
@@ -71,6 +71,14 @@ def ordered_columns(summaries: list[ModelSummary]) -> list[Column]:
     return cols
 
 
+def column_parts(summaries: list[ModelSummary]) -> list[tuple[str, list[Column]]]:
+    """The metrics table split into the registry's REPORT_TABLES (title, columns), empty parts left out,
+    so that no table is wider than a page."""
+    cols = ordered_columns(summaries)
+    parts = [(title, [c for c in cols if metric_section(c[0]) in sections]) for title, sections in REPORT_TABLES]
+    return [(title, part) for title, part in parts if part]
+
+
 def ordered_metrics(summaries: list[ModelSummary]) -> list[str]:
     """Metric names present in any summary, in the canonical order of ``metrics.names``."""
     present: list[str] = []
@@ -122,6 +130,46 @@ def _cell(s: ModelSummary, m: str, extractor: str | None = None) -> str:
     return out
 
 
+NOTE_MARK = " †"
+
+
+def _noted_families(summaries: list[ModelSummary], m: str, extractor: str | None) -> dict[str, list[str]]:
+    """note -> families whose shown values of ``m`` carry it."""
+    by_note: dict[str, list[str]] = {}
+    for s in summaries:
+        for note in s.value_notes(m, extractor):
+            by_note.setdefault(note, []).append(s.family)
+    return by_note
+
+
+def _shown(summaries: list[ModelSummary], m: str, extractor: str | None) -> list[str]:
+    return [s.family for s in summaries if s.values(m, extractor)]
+
+
+def marked_cell(s: ModelSummary, m: str, extractor: str | None = None,
+                summaries: list[ModelSummary] | None = None) -> str:
+    """``_cell`` with NOTE_MARK when a shown value carries a note that not every row of the column
+    shares (those are listed once under the table by ``part_notes``)."""
+    notes = s.value_notes(m, extractor)
+    if notes and summaries is not None:
+        shown = _shown(summaries, m, extractor)
+        by_note = _noted_families(summaries, m, extractor)
+        notes = [x for x in notes if by_note.get(x) != shown]
+    return _cell(s, m, extractor) + (NOTE_MARK if notes else "")
+
+
+def part_notes(summaries: list[ModelSummary], cols: list[Column], kind: str) -> list[str]:
+    """The notes on the values of one metrics table, one line per (metric, note) naming the rows it
+    applies to ("every row" when all of them): a value is never shown without its Record's note."""
+    lines: list[str] = []
+    for m, e in cols:
+        shown = _shown(summaries, m, e)
+        head = metric_header(m, summaries, kind, e, arrow=False)
+        for note, fams in _noted_families(summaries, m, e).items():
+            lines.append(f"{head}, {'every row' if fams == shown else ', '.join(fams)}: {note}")
+    return lines
+
+
 def metric_unit(m: str, kind: str) -> str:
     """The unit shown in a header: '' for unitless values and fractions; nats per image or point."""
     spec = METRICS.get(m)
@@ -157,15 +205,24 @@ def metric_header(m: str, summaries: list[ModelSummary] | None = None, kind: str
 
 
 def metrics_markdown(summaries: list[ModelSummary], kind: str | None = None) -> str:
+    """The metrics tables (one per part of ``column_parts``, each under a bold title)."""
     kind = kind or dataset_kind([r for s in summaries for r in s.records])
-    cols = ordered_columns(summaries)
-    lines = ["| family | likelihood | finished/runs | "
-             + " | ".join(metric_header(m, summaries, kind, e) for m, e in cols) + " |",
-             "|---" * (3 + len(cols)) + "|"]
-    for s in summaries:
-        cells = [_cell(s, m, e) for m, e in cols]
-        lines.append(f"| {s.family} | {s.likelihood_kind} | {s.n_runs - s.n_diverged}/{s.n_runs} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    out: list[str] = []
+    for title, cols in column_parts(summaries):
+        if out:
+            out.append("")
+        out += [f"**{title}**", "",
+                "| family | likelihood | finished/runs | "
+                + " | ".join(metric_header(m, summaries, kind, e) for m, e in cols) + " |",
+                "|---" * (3 + len(cols)) + "|"]
+        for s in summaries:
+            cells = [marked_cell(s, m, e, summaries) for m, e in cols]
+            out.append(f"| {s.family} | {s.likelihood_kind} | {s.n_runs - s.n_diverged}/{s.n_runs} | "
+                       + " | ".join(cells) + " |")
+        notes = part_notes(summaries, cols, kind)
+        if notes:
+            out += ["", "Notes (†):", "", *(f"- {line}" for line in notes)]
+    return "\n".join(out)
 
 
 def provenance_lines(records: list[Record]) -> list[str]:

@@ -172,6 +172,15 @@ class ModelSummary:
             if mv is not None and (extractor is None or mv.extractor == extractor):
                 yield r, mv
 
+    def value_notes(self, name: str, extractor: str | None = None) -> list[str]:
+        """Distinct notes on the finite values of ``name`` (e.g. why a FID-inf is negative, on what subset
+        an NLL was computed), in seed order."""
+        out: list[str] = []
+        for _, mv in self._runs(name, extractor):
+            if _finite(mv.value) and mv.note and mv.note not in out:
+                out.append(str(mv.note))
+        return out
+
     def values(self, name: str, extractor: str | None = None) -> list[float]:
         """Finite values of ``name`` over finished runs, in seed order (only those computed with
         ``extractor`` when given)."""
