@@ -236,6 +236,13 @@ def test_nfe_per_sample_counts_real_network_rows(opts):
     assert m.net.rows / 10 == m.nfe_per_sample
 
 
+@pytest.mark.parametrize("w, factor", [(0.0, 1), (1.0, 1), (0.5, 2), (3.0, 2)])
+def test_nfe_is_steps_and_doubles_only_for_a_real_mix_of_cond_and_uncond(w, factor):
+    """w = 1 is the conditional net and w = 0 the unconditional one: one evaluation per step; any other w two."""
+    m = _tiny_model(conditional=True).configure_sampling(sampler="ddim", steps=6, guidance=w)
+    assert m.nfe_per_sample == 6 * factor
+
+
 def test_guidance_is_the_cfg_combination():
     m = _tiny_model(conditional=True)
     x, t = torch.randn(5, 2), torch.full((5,), 4)

@@ -8,8 +8,9 @@ Model config keys (all optional): ``T`` (1000), ``schedule`` ("linear" | "cosine
 options, see :meth:`DiffusionModel.configure_sampling`).
 
 Guidance (Ho & Salimans 2022): eps = eps_uncond + w (eps_cond - eps_uncond); w = 1 is the
-plain conditional model, w = 0 the unconditional one. The conditional and unconditional
-evaluations are batched into one network call of 2N rows, so a guided step costs two
+plain conditional model, w = 0 the unconditional one. Both are one network evaluation per
+step (w = 0 calls the net with the null label only). Any other w batches the conditional and
+unconditional evaluations into one network call of 2N rows, so a guided step costs two
 network evaluations per sample and ``nfe_per_sample`` counts both (2 x steps).
 """
 
@@ -72,7 +73,8 @@ class DiffusionModel(BaselineModel):
 
     @property
     def guided(self) -> bool:
-        return bool(self.num_classes) and self.guidance != 1.0
+        """True when a step evaluates the net twice (conditional and unconditional rows): w not in {0, 1}."""
+        return bool(self.num_classes) and self.guidance not in (0.0, 1.0)
 
     @property
     def nfe_per_sample(self) -> float:
@@ -84,10 +86,12 @@ class DiffusionModel(BaselineModel):
         return torch.full((n,), self.num_classes, dtype=torch.long, device=self.device) if self.num_classes else None
 
     def eps_fn(self, labels: torch.Tensor | None, guidance: float = 1.0):
-        """``(x_t, t) -> eps``; with labels and guidance != 1, one batched call on [cond; uncond]."""
-        if labels is None or guidance == 1.0:
+        """``(x_t, t) -> eps``: w = 1 the conditional net, w = 0 the unconditional one (null label), any
+        other w one batched call on [cond; uncond]."""
+        if labels is None or guidance in (0.0, 1.0):
             def fn(x, t):
-                return self.net(x, t.float(), labels if labels is not None else self._null(x.shape[0]))
+                use = labels if labels is not None and guidance == 1.0 else self._null(x.shape[0])
+                return self.net(x, t.float(), use)
             return fn
 
         def guided(x, t):
