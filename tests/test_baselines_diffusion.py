@@ -337,3 +337,11 @@ def test_ring8_preset_captures_all_modes():
     mc = mode_coverage(s, te.modes, te.mode_std)
     assert mc.modes_captured == 8, mc
     assert mc.high_quality_fraction > 0.1, mc  # within 3 std (0.03) of a mode; the full preset reaches ~0.6
+
+
+def test_mnist_cond_preset_is_the_mnist_preset_made_conditional():
+    base, cond = PRESETS["mnist"], PRESETS["mnist-cond"]
+    assert cond["dataset"] == "mnist" and cond["train"] == base["train"]
+    assert cond["model"] == {**base["model"], "conditional": True, "p_uncond": 0.1,
+                             "sampling": {"sampler": "ddim", "steps": 100, "eta": 0.0, "guidance": 2.0}}
+    assert PRESETS["digits-cond"]["model"]["sampling"] == cond["model"]["sampling"]
