@@ -23,6 +23,7 @@ import test_table_fakefamily as fake
 import torch
 from PIL import Image
 
+from dgmbench.cli import build_parser
 from dgmbench.results import MetricValue, Record
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -68,6 +69,11 @@ def _no_model_loads():
     def refuse(*a, **k):
         raise AssertionError(f"the report loaded a model: {a!r}")
 
+    # import what binds these functions by name now (the loader entry points, the CLI's command
+    # modules): imported inside the block, they would keep the patched ones and refuse every model
+    # in later tests (inside the block torch.load still refuses)
+    protocol.loaders()
+    build_parser()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(torch, "load", refuse)
         mp.setattr(baselines.checkpoint, "load_baseline", refuse)
