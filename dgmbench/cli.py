@@ -16,7 +16,7 @@ import warnings
 
 from .errors import EXIT_OK, DgmbenchError
 
-COMMANDS = ("datasets", "models", "score", "table", "report", "regress", "stats", "ref-stats")
+COMMANDS = ("datasets", "models", "score", "sweep", "table", "report", "regress", "stats", "ref-stats")
 
 DESCRIPTION = """\
 dgmbench: evaluate and benchmark deep generative models.
@@ -32,6 +32,8 @@ examples:
   dgmbench datasets list
   dgmbench score --samples gen.npz --dataset mnist --metrics fid,kid,mmd
   dgmbench score --model baselines/runs/vae-digits.pt --dataset digits --metrics fid,prdc,nll,speed
+  dgmbench sweep --model runs/diffusion-digits-cond-s0.pt --dataset digits --sampling sampler=ddpm \
+      --sampling sampler=ddim,steps=20 --sampling sampler=ddim,steps=100 --out leaderboards/digits-sweep
   dgmbench table --dataset digits && dgmbench report
   dgmbench ref-stats --dataset cifar10 --split train --out cifar10-train.npz
   dgmbench regress --baseline leaderboards/digits.baseline.json --current results.jsonl

@@ -107,7 +107,7 @@ def leaderboard_frame(summaries: list[ModelSummary]):
     return pd.DataFrame(rows)
 
 
-def _cell(s: ModelSummary, m: str, extractor: str | None = None) -> str:
+def metric_cell(s: ModelSummary, m: str, extractor: str | None = None) -> str:
     """Mean ± std over seeds, or one seed's value with its own interval; KID x10^3; MMD with its
     permutation-test p-value."""
     mean = s.mean(m, extractor)
@@ -148,14 +148,14 @@ def _shown(summaries: list[ModelSummary], m: str, extractor: str | None) -> list
 
 def marked_cell(s: ModelSummary, m: str, extractor: str | None = None,
                 summaries: list[ModelSummary] | None = None) -> str:
-    """``_cell`` with NOTE_MARK when a shown value carries a note that not every row of the column
+    """``metric_cell`` with NOTE_MARK when a shown value carries a note that not every row of the column
     shares (those are listed once under the table by ``part_notes``)."""
     notes = s.value_notes(m, extractor)
     if notes and summaries is not None:
         shown = _shown(summaries, m, extractor)
         by_note = _noted_families(summaries, m, extractor)
         notes = [x for x in notes if by_note.get(x) != shown]
-    return _cell(s, m, extractor) + (NOTE_MARK if notes else "")
+    return metric_cell(s, m, extractor) + (NOTE_MARK if notes else "")
 
 
 def part_notes(summaries: list[ModelSummary], cols: list[Column], kind: str) -> list[str]:
