@@ -139,7 +139,10 @@ SWEEP_NOTE = ("One checkpoint, one row per `--sampling` setting; options a setti
               "checkpoint's own defaults. Every row uses the same seed, so the same requested labels (balanced "
               "classes for a class-conditional model) and the same seeded noise generator. NFE/sample counts "
               "network evaluations per sample (the model's `nfe_per_sample`; a classifier-free guided step with "
-              "w other than 0 or 1 evaluates the conditional and unconditional rows, 2 per step). FID is shown "
+              "w other than 0 or 1 evaluates the conditional and unconditional rows, 2 per step). Guidance w is "
+              "eps_uncond + w (eps_cond - eps_uncond): w = 0 is the unconditional model, w = 1 the conditional "
+              "one without guidance (Ho & Salimans 2022 write the same rule as (1 + w') eps_cond - w' eps_uncond, "
+              "w' = w - 1). FID is shown "
               "with its 95% interval; conditional accuracy (the domain classifier's agreement with the requested "
               "class) with its binomial std. wall and CPU are each setting's seconds (sampling, features and "
               "metrics; CPU is the process's user+system time).")
