@@ -160,16 +160,21 @@ def mode_coverage(ctx: MetricContext) -> list[MetricValue]:
     if ctx.data.modes is None or ctx.data.mode_std is None:
         why = f"{ctx.data.name} is not a Gaussian-mixture toy with known modes"
         return [MetricValue(name=m, value=None, note=why) for m in names]
-    res = mode_coverage_kernel(ctx.raw, ctx.data.modes, float(ctx.data.mode_std))
-    extra = {"counts": res.counts, "num_modes": res.num_modes, "threshold_std": 3.0}
-    hq = res.high_quality_fraction
-    return [
-        MetricValue(name="modes_captured", value=float(res.modes_captured), n=res.n, unit="modes", extractor="raw",
-                    extra=dict(extra)),
-        MetricValue(name="hq_fraction", value=hq, n=res.n, extractor="raw", extra=dict(extra),
-                    std=math.sqrt(max(hq * (1 - hq), 0.0) / res.n)),
-        MetricValue(name="mode_rkl", value=res.reverse_kl, n=res.n, unit="nats", extractor="raw", extra=dict(extra)),
-    ]
+    res = mode_coverage_kernel(ctx.raw, ctx.data.modes, float(ctx.data.mode_std), seed=ctx.seed)
+    base = {"counts": res.counts, "num_modes": res.num_modes, "threshold_std": 3.0}
+    out = []
+    for name, value, unit in (("modes_captured", float(res.modes_captured), "modes"),
+                              ("hq_fraction", res.high_quality_fraction, None),
+                              ("mode_rkl", res.reverse_kl, "nats")):
+        extra = dict(base, interval=res.interval_methods.get(name, "none"), ci_level=res.level)
+        lo = hi = std = None
+        if name in res.intervals:
+            lo, hi, std = res.intervals[name]
+            if name != "hq_fraction":
+                extra["bootstrap"] = res.replicates
+        out.append(MetricValue(name=name, value=value, n=res.n, unit=unit, extractor="raw", ci_low=lo, ci_high=hi,
+                               std=std, extra=extra))
+    return out
 
 
 def clip_score(ctx: MetricContext) -> list[MetricValue]:

@@ -30,6 +30,7 @@ import torch
 
 from ..errors import DataError
 from ..results import MetricValue
+from .intervals import z_value
 
 SMALL_N_NOTE = "{which} n={n} is at or below the feature dimension {d}: the covariance is singular and FID is biased"
 
@@ -347,7 +348,7 @@ def fid_from_features(
     extra = {"n_ref": r.n or None, "dim": d, "mean_term": parts.mean_term, "trace_term": parts.trace_term,
              "clamped_eigenvalue_mass": parts.clamped, "factorisation": fac_r.method, "route": parts.route}
     ci_low = ci_high = std = None
-    z = _z(level)
+    z = z_value(level)
     if method == "delta":
         std = float(np.sqrt((parts.influence**2).sum()) / n)
         extra.update({"interval": "delta method (empirical influence of each generated sample; reference fixed): "
@@ -362,14 +363,6 @@ def fid_from_features(
         ci_low, ci_high = max(0.0, parts.value - z * std), parts.value + z * std
     return MetricValue(name=name, value=parts.value, n=int(n), ci_low=ci_low, ci_high=ci_high, std=std,
                        higher_is_better=False, note="; ".join(notes) or None, extra=extra, **mv_kwargs)
-
-
-def _z(level: float) -> float:
-    from scipy.stats import norm
-
-    if not 0 < level < 1:
-        raise DataError(f"interval level must be in (0, 1), got {level}")
-    return float(norm.ppf(0.5 + level / 2))
 
 
 FID_INF_MIN_RATIO = 2.4  # smallest subset size / feature dimension (Chong & Forsyth: 5,000 for 2048-d)

@@ -54,6 +54,7 @@ import torch
 from ..errors import DataError
 from ..results import MetricValue
 from ..validation import as_feature_matrix
+from .intervals import wilson_interval, z_value
 
 DEFAULT_MAX_BYTES = 256 * 2**20
 K_PR = 3  # Kynkaanniemi et al. 2019
@@ -167,23 +168,6 @@ def knn_radii(x: torch.Tensor, k: int, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
     return _exact_sq(x, x[idx[:, k]]).sqrt()
 
 
-def wilson_interval(hits: int, n: int, z: float) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion hits/n."""
-    p = hits / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def _z(level: float) -> float:
-    from scipy.stats import norm
-
-    if not 0 < level < 1:
-        raise DataError(f"interval level must be in (0, 1), got {level}")
-    return float(norm.ppf(0.5 + level / 2))
-
-
 def prdc(
     real: torch.Tensor,
     fake: torch.Tensor,
@@ -280,7 +264,7 @@ def prdc(
     )
     if not interval:
         return res
-    z = _z(level)
+    z = z_value(level)
     hits = int(prec_hit.sum())
     lo, hi = wilson_interval(hits, n_fake, z)
     res.intervals["precision"] = (lo, hi, math.sqrt(res.precision * (1 - res.precision) / n_fake))
