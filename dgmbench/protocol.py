@@ -3,7 +3,7 @@
 A model samples float tensors in the dataset's convention ([0, 1] images (N, C, H, W) or
 (N, 2) points). Optionally it reports ``log_likelihood(x) -> (nats per sample, kind)``
 with kind in ``exact`` / ``bound`` / ``estimate`` (see :mod:`dgmbench.units` for the 8-bit
-convention). ``nfe_per_sample`` counts network evaluations per sample.
+convention; a model scoring a coarser grid says so in ``likelihood_levels``). ``nfe_per_sample`` counts network evaluations per sample.
 
 Adapters:
 - :class:`CallableModel`: a plain function ``z -> x`` with a Gaussian latent.
@@ -33,6 +33,7 @@ import torch
 from .data.base import DataSplit
 from .data.files import load_samples_path
 from .errors import DataError, DgmbenchError, ModelError, UsageError, first_line, model_boundary
+from .units import EIGHT_BIT_LEVELS
 from .validation import as_image_tensor, as_tensor
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
@@ -56,6 +57,16 @@ def likelihood_kind(model: Any) -> str:
     if not callable(getattr(model, "log_likelihood", None)):
         return "none"
     return getattr(model, "likelihood_kind", "estimate")
+
+
+def likelihood_levels(model: Any) -> int:
+    """Values per sub-pixel of the discrete image ``log_likelihood`` scores: the model's
+    ``likelihood_levels`` (e.g. a PixelCNN over 17 grey levels), else 256 (8-bit data, see
+    :mod:`dgmbench.units`)."""
+    levels = getattr(model, "likelihood_levels", EIGHT_BIT_LEVELS)
+    if isinstance(levels, bool) or not isinstance(levels, int | np.integer) or levels < 2:
+        raise ModelError(f"{model_name(model)}.likelihood_levels must be an integer >= 2, got {levels!r}")
+    return int(levels)
 
 
 def model_name(model: Any) -> str:

@@ -541,6 +541,8 @@ def _compare_entry(e: BaselineEntry, obs: Observed | None, overrides: dict[str, 
         mismatch.append(f"n {e.n} -> {obs.n}")
     if e.kind is not None and obs.kind is not None and e.kind != obs.kind:
         mismatch.append(f"kind {e.kind} -> {obs.kind}")
+    if e.unit and obs.unit and e.unit != obs.unit:  # e.g. 8-bit bits/dim against bits/dim of a 17-level grid
+        mismatch.append(f"unit {e.unit} -> {obs.unit}")
     if e.extractor_sha256 and obs.extractor_sha256 and e.extractor_sha256 != obs.extractor_sha256:
         mismatch.append(f"feature extractor weights {e.extractor_sha256[:12]} -> {obs.extractor_sha256[:12]}")
     tol = _override(overrides, e.metric) or e.tolerance

@@ -4,6 +4,12 @@ Likelihoods are per-sample log-likelihoods in nats. For 8-bit images (values k/2
 [0, 1]), ``log_likelihood`` is the log-probability of the discrete 8-bit image, which
 equals the log-density of the uniformly dequantised image on the [0, 256)^D scale.
 Bits per dimension: bpd = nll_nats / (D ln 2). A uniform model scores 8 bpd.
+
+A model whose likelihood is that of a coarser grid (a PixelCNN or VAE softmax over
+``levels`` < 256 values per sub-pixel, data read as round(x (levels - 1))) states it in
+``likelihood_levels``; its bits/dim are those of the ``levels``-level image (a uniform model
+scores log2(levels)), labelled with the grid (:func:`bpd_unit`) and not comparable with 8-bit
+bits/dim.
 """
 
 from __future__ import annotations
@@ -14,6 +20,18 @@ import torch
 
 LIKELIHOOD_KINDS = ("exact", "bound", "estimate")
 LN2 = math.log(2.0)
+EIGHT_BIT_LEVELS = 256
+
+
+def bpd_unit(levels: int = EIGHT_BIT_LEVELS) -> str:
+    """The unit of bits/dim on a grid of ``levels`` values per sub-pixel: 'bits/dim' on the 8-bit
+    grid (the registry's unit), 'bits/dim on a 17-level grid' otherwise."""
+    return "bits/dim" if levels == EIGHT_BIT_LEVELS else f"bits/dim on a {levels}-level grid"
+
+
+def uniform_bpd(levels: int = EIGHT_BIT_LEVELS) -> float:
+    """Bits/dim of the uniform model on a grid of ``levels`` values: log2(levels) (8.0 for 8-bit data)."""
+    return math.log2(levels)
 
 
 def bits_per_dim(nll_nats: torch.Tensor | float, num_dims: int) -> torch.Tensor | float:

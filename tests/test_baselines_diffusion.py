@@ -103,6 +103,39 @@ def test_discretized_decoder_matches_scipy_and_normalises():
         assert float(torch.logsumexp(lp.double(), 0)) == pytest.approx(0.0, abs=1e-5)
 
 
+def test_discretized_decoder_scores_off_grid_data_as_its_8bit_value():
+    # the raw sklearn digits values v / 16 (17 levels) are off the 8-bit grid: the decoder must give the
+    # probability of the bin of k = round(255 v / 16), i.e. of [2k/255 - 1 -+ 1/255], computed here by hand
+    v = torch.arange(17, dtype=torch.float64)
+    x = (2 * v / 16 - 1).float()
+    k = np.round(255 * v.numpy() / 16)
+    centre = 2 * k / 255 - 1
+    for mean, std in ((0.13, 0.004), (-0.5, 0.02)):
+        m = np.full(17, mean)
+        lo = np.where(k == 0, -np.inf, centre - 1 / 255)
+        hi = np.where(k == 255, np.inf, centre + 1 / 255)
+        with np.errstate(divide="ignore"):
+            ref = np.log(norm.cdf(hi, m, std) - norm.cdf(lo, m, std))
+        lp = discretized_gaussian_log_likelihood(x, torch.full_like(x, mean), torch.full_like(x, 2 * math.log(std)))
+        ok = ref > -60
+        assert np.allclose(lp.double().numpy()[ok], ref[ok], rtol=1e-5), (mean, std)
+    # just outside [-1, 1] is the edge value's bin, which extends to infinity
+    out = discretized_gaussian_log_likelihood(torch.tensor([-1.0004, 1.0004]), torch.zeros(2), torch.zeros(2))
+    assert out.double().numpy() == pytest.approx(np.log([norm.cdf(-1 + 1 / 255), norm.cdf(-1 + 1 / 255)]), rel=1e-6)
+
+
+def test_vlb_reads_images_on_the_8bit_grid():
+    # the whole bound (every KL term, not only the decoder) scores the 8-bit image the data round to
+    m = build_model(dict(PRESETS["digits-tiny"]["model"]), (1, 8, 8), 10).eval()  # scored with the null label
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    v = torch.randint(0, 17, (3, 1, 8, 8), generator=torch.Generator().manual_seed(0)).float()
+    raw, grid = v / 16, torch.round(v * 255 / 16) / 255
+    assert not torch.equal(raw, grid)
+    ll_raw, _ = m.log_likelihood(raw, generator=g())
+    ll_grid, _ = m.log_likelihood(grid, generator=g())
+    assert torch.equal(ll_raw, ll_grid)
+
+
 # --- samplers ------------------------------------------------------------------------------
 def _tiny_model(conditional: bool = False, T: int = 50) -> DiffusionModel:
     torch.manual_seed(0)

@@ -126,3 +126,39 @@ def test_bad_models():
         likelihood_metrics(NaNs(), x)
     with pytest.raises(ModelError, match="no log_likelihood"):
         likelihood_metrics(object(), x)
+
+
+class UniformOnGrid:
+    """P = L^-D over the L-level image (round(x (L - 1))): bits/dim of that grid are log2 L exactly."""
+
+    def __init__(self, levels):
+        self.likelihood_levels = levels
+
+    def log_likelihood(self, x):
+        return torch.full((x.shape[0],), -x[0].numel() * math.log(self.likelihood_levels), dtype=torch.float64), "exact"
+
+
+def test_bits_per_dim_on_a_coarser_grid_state_the_grid():
+    # a 17-level likelihood (digits' grey levels) is not 8-bit bits/dim: its value is log2 17 = 4.09 for the
+    # uniform model (8 on the 8-bit grid); the Record's unit, note and extra say which grid
+    x = torch.randint(0, 17, (40, 1, 8, 8), generator=torch.Generator().manual_seed(0)).float() / 16
+    _, bpd = likelihood_metrics(UniformOnGrid(17), x, batch_size=16)
+    assert bpd.value == pytest.approx(math.log2(17), abs=1e-12)
+    assert bpd.unit == "bits/dim on a 17-level grid" and bpd.extra["grid_levels"] == 17
+    assert "17-level image" in bpd.note and "not comparable with 8-bit" in bpd.note
+    _, bpd8 = likelihood_metrics(UniformOnGrid(256), x, batch_size=16)
+    assert bpd8.value == pytest.approx(8.0, abs=1e-12) and bpd8.unit == "bits/dim" and bpd8.note is None
+    with pytest.raises(ModelError, match="likelihood_levels must be an integer >= 2"):
+        likelihood_metrics(UniformOnGrid(1), x)
+
+
+def test_pixelcnn_and_vae_with_fewer_levels_label_their_grid():
+    from baselines.autoregressive.pixelcnn import PixelCNN
+    from baselines.vae.model import ConvVAE
+
+    x = torch.randint(0, 17, (4, 1, 8, 8), generator=torch.Generator().manual_seed(1)).float() / 16
+    for cls, cfg in ((PixelCNN, {"hidden": 8, "layers": 1}), (ConvVAE, {"channels": [8], "hidden": 16, "latent_dim": 2})):
+        for levels, unit in ((17, "bits/dim on a 17-level grid"), (256, "bits/dim")):
+            m = cls({**cfg, "levels": levels}, (1, 8, 8)).eval()
+            _, bpd = likelihood_metrics(m, x, batch_size=4)
+            assert bpd.unit == unit and bpd.extra["grid_levels"] == levels, (cls.__name__, levels)

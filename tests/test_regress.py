@@ -181,7 +181,8 @@ def test_new_metric_is_reported_but_does_not_fail():
 
 
 @pytest.mark.parametrize("field,b,c", [("n", 500, 1000), ("kind", "exact", "bound"),
-                                       ("extractor_sha256", "a" * 64, "b" * 64)])
+                                       ("extractor_sha256", "a" * 64, "b" * 64),
+                                       ("unit", "bits/dim", "bits/dim on a 17-level grid")])
 def test_changed_protocol_is_incomparable(field, b, c):
     base = Baseline([entry("bpd", 1.0, False, **{field: b})])
     mv = MetricValue("bpd", 1.0, **{field: c})

@@ -340,6 +340,24 @@ def test_mixed_extractors_never_share_a_column():
     assert metric_header("kde_ll", sums, "points", "raw") == "KDE log-likelihood (raw points, nats/point) ↑"
 
 
+def test_bits_per_dim_on_another_grid_state_it_in_header_and_cells():
+    from dgmbench.report.leaderboard import metric_header, metrics_markdown
+    from dgmbench.report.summary import summarize
+
+    def rec(family, v, unit):
+        r = Record(model=family, dataset="digits", split="test", family=family, seed=0)
+        r.add(MetricValue("bpd", v, kind="exact", unit=unit))
+        return r
+
+    grid = "bits/dim on a 17-level grid"
+    assert metric_header("bpd", summarize([rec("autoregressive", 1.2, grid)]), "image") == f"bpd ({grid}) ↓"
+    assert metric_header("bpd", summarize([rec("vae", 1.5, "bits/dim")]), "image") == "bpd (bits/dim) ↓"
+    mixed = summarize([rec("autoregressive", 1.2, grid), rec("vae", 1.5, "bits/dim")])
+    assert metric_header("bpd", mixed, "image") == f"bpd ({grid} or bits/dim; not comparable) ↓"
+    md = metrics_markdown(mixed, "image")
+    assert f"1.2 ({grid})" in md and "1.5 (bits/dim)" in md
+
+
 def _chromium(args, tmp_path, timeout=120):
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",

@@ -254,3 +254,17 @@ def test_textbook_cells_agree_within_one_star_and_explain_disagreements():
     assert summary_line(tb, "digits-tiny").startswith("digits-tiny: 4 of 5 rated cells agree")
     md = textbook_markdown(rows, "digits-tiny")
     assert "| GAN | textbook no · measured 1 ✓ |" in md and "- GAN quality 5 vs 3" in md
+
+
+def test_uniform_model_on_a_coarser_grid_is_no_usable_density():
+    # a 17-level PixelCNN at 4.0 bits/dim is within 5% of that grid's uniform model (log2 17 = 4.09): 1 star;
+    # on the 8-bit grid 4.0 would be a good value. Best-in-table compares only values on one grid.
+    ar = _rec("autoregressive", 0, {"bpd": 4.0}, kind="exact")
+    ar.metrics["bpd"].unit, ar.metrics["bpd"].extra["grid_levels"] = "bits/dim on a 17-level grid", 17
+    flow = _rec("flow", 0, {"bpd": 1.0}, kind="exact")
+    rows = _rows([ar, flow])
+    assert rows["autoregressive"].cells["density"].stars == 1
+    assert "(uniform: 4.09)" in rows["autoregressive"].cells["density"].text
+    assert "bits/dim on a 17-level grid" in rows["autoregressive"].cells["density"].text
+    ar.metrics["bpd"].value = 1.2  # 20% worse than the 8-bit flow's 1.0, but on another grid: no penalty
+    assert _rows([ar, flow])["autoregressive"].cells["density"].stars == 5

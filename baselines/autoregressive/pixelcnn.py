@@ -129,6 +129,11 @@ class PixelCNN(BaselineModel):
         self.head = nn.Sequential(nn.ReLU(), pointwise(g_h, g_h), nn.ReLU(), pointwise(g_h, g_out))
         self.num_dims = math.prod(data_shape)
 
+    @property
+    def likelihood_levels(self) -> int:
+        """The grid ``log_likelihood`` scores (256: 8-bit bits/dim; fewer: bits/dim of that grid)."""
+        return self.levels
+
     def to_levels(self, x: torch.Tensor) -> torch.Tensor:
         """[0, 1] data -> integer levels 0..levels-1 (round(x * (levels - 1)))."""
         return (x.clamp(0, 1) * (self.levels - 1)).round().long()

@@ -59,13 +59,18 @@ def _log_diff_ndtr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def discretized_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """log P(x) of 8-bit data scaled to [-1, 1] (values 2k/255 - 1) under N(mean, exp(logvar))
     integrated over each value's bin of width 2/255; the edge bins extend to -inf / +inf (Ho et al.).
-    Elementwise, nats; the 256 bins' probabilities sum to 1."""
-    x, mean, logvar = x.double(), mean.double(), logvar.double()
+    ``x`` is read on the 8-bit grid, k = round(255 (x + 1) / 2) clamped to [0, 255], as the
+    PixelCNN and VAE read their data: the bins partition the line, so the 256 values' probabilities
+    sum to 1 whatever ``x`` holds (off-grid data is scored as the 8-bit value it rounds to).
+    Elementwise, nats."""
+    mean, logvar = mean.double(), logvar.double()
+    k = ((x.double() + 1.0) * 127.5).round().clamp(0, 255)
+    centre = k * (2.0 / 255.0) - 1.0
     inv_std = torch.exp(-0.5 * logvar)
-    upper = inv_std * (x - mean + 1.0 / 255.0)
-    lower = inv_std * (x - mean - 1.0 / 255.0)
+    upper = inv_std * (centre - mean + 1.0 / 255.0)
+    lower = inv_std * (centre - mean - 1.0 / 255.0)
     mid = _log_diff_ndtr(lower, upper)
-    out = torch.where(x < -0.999, torch.special.log_ndtr(upper), torch.where(x > 0.999, torch.special.log_ndtr(-lower), mid))
+    out = torch.where(k == 0, torch.special.log_ndtr(upper), torch.where(k == 255, torch.special.log_ndtr(-lower), mid))
     return out.float()
 
 

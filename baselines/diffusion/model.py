@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from dgmbench.errors import UsageError
+from dgmbench.units import to_uint8
 
 from ..base import BaselineModel
 from .gaussian import GaussianDiffusion, randn
@@ -166,10 +167,14 @@ class DiffusionModel(BaselineModel):
                        batch_size: int | None = None) -> tuple[torch.Tensor, str]:
         """Negative VLB (a lower bound on log-likelihood), nats per sample, kind "bound".
 
-        Images: log-probability of the 8-bit image (discretised decoder; bpd = -value / (D ln 2)).
+        Images: log-probability of the 8-bit image (discretised decoder; bpd = -value / (D ln 2)); the
+        data are read on the 8-bit grid first (round(255 x) / 255, as the PixelCNN and VAE round to
+        theirs), so every term of the bound sees the image that is scored.
         Points: continuous log-density. Conditional models use the null label unless ``labels``.
         """
         x = self.space.check(torch.as_tensor(x))
+        if self.space.is_image:
+            x = to_uint8(x).to(x.dtype) / 255.0
         labels = self._check_labels(labels, x.shape[0])
         bs = batch_size or self.sample_batch_size
         out = []

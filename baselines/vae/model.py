@@ -204,6 +204,11 @@ class ConvVAE(VAEBase):
         ok = int(config.get("out_kernel", 3))  # 1 makes the 256-way output layer ~9x cheaper (MNIST on CPU)
         self.decoder = nn.Sequential(*dec, nn.Conv2d(rev[-1], c * self.levels, ok, padding=ok // 2))
 
+    @property
+    def likelihood_levels(self) -> int:
+        """The grid ``log_likelihood`` scores (256: 8-bit bits/dim; fewer: bits/dim of that grid)."""
+        return self.levels
+
     def _cat(self, h: torch.Tensor, e: torch.Tensor | None) -> torch.Tensor:
         return h if e is None else torch.cat([h, e], 1)
 

@@ -6,7 +6,9 @@ is the log-probability of the discrete image, i.e. the log-density on the [0, 25
 scale). This module averages it over a data split:
 
 - ``nll``: mean negative log-likelihood in nats per sample;
-- ``bpd``: nll / (D ln 2) (images only - bits/dim is defined on 8-bit data);
+- ``bpd``: nll / (D ln 2) (images only - bits/dim is defined on 8-bit data; a model whose
+  likelihood is that of a coarser grid (``likelihood_levels``, e.g. a 17-level PixelCNN)
+  gets bits/dim of that grid, with the grid in the unit, the note and ``extra['grid_levels']``);
 
 each with its standard error (std / sqrt(n)) and a normal 95% interval, and the model's
 kind carried into the MetricValue. A ``bound`` (ELBO, VLB) is an upper bound on the NLL and
@@ -22,8 +24,9 @@ import math
 import torch
 
 from ..errors import DataError, ModelError, model_boundary
+from ..protocol import likelihood_levels
 from ..results import MetricValue
-from ..units import LIKELIHOOD_KINDS, bits_per_dim
+from ..units import EIGHT_BIT_LEVELS, LIKELIHOOD_KINDS, bits_per_dim, bpd_unit
 from .shared_stderr import add_shared_stderr, model_shared_stderr
 
 
@@ -73,8 +76,9 @@ def log_likelihoods(model, data: torch.Tensor, *, batch_size: int = 256, seed: i
 
 
 def likelihood_metric_values(ll: torch.Tensor, kind: str, *, num_dims: int | None, z: float = 1.96,
-                             **mv_kwargs) -> list[MetricValue]:
-    """``nll`` (nats) and, when ``num_dims`` is given (8-bit images), ``bpd`` from log-likelihoods."""
+                             grid_levels: int = EIGHT_BIT_LEVELS, **mv_kwargs) -> list[MetricValue]:
+    """``nll`` (nats) and, when ``num_dims`` is given (images), ``bpd`` from log-likelihoods of images
+    on a grid of ``grid_levels`` values per sub-pixel (256: 8-bit bits/dim)."""
     ll = torch.as_tensor(ll, dtype=torch.float64).reshape(-1)
     n = ll.shape[0]
     if n == 0:
@@ -85,9 +89,14 @@ def likelihood_metric_values(ll: torch.Tensor, kind: str, *, num_dims: int | Non
                        unit="nats", higher_is_better=False, extra={"std_is": "standard error of the mean"}, **mv_kwargs)]
     if num_dims:
         b, bse = bits_per_dim(nll, num_dims), bits_per_dim(se, num_dims)
+        note = None
+        if grid_levels != EIGHT_BIT_LEVELS:
+            note = (f"bits/dim of the {grid_levels}-level image (data read as round(x * {grid_levels - 1})), not of "
+                    f"the 8-bit image: not comparable with 8-bit bits/dim (uniform model: log2 {grid_levels})")
         out.append(MetricValue(name="bpd", value=b, n=n, std=bse, ci_low=b - z * bse, ci_high=b + z * bse, kind=kind,
-                               unit="bits/dim", higher_is_better=False,
-                               extra={"num_dims": num_dims, "std_is": "standard error of the mean"}, **mv_kwargs))
+                               unit=bpd_unit(grid_levels), higher_is_better=False, note=note,
+                               extra={"num_dims": num_dims, "grid_levels": grid_levels,
+                                      "std_is": "standard error of the mean"}, **mv_kwargs))
     return out
 
 
@@ -97,5 +106,7 @@ def likelihood_metrics(model, data: torch.Tensor, *, images: bool | None = None,
     images = data.ndim == 4 if images is None else images
     ll, kind = log_likelihoods(model, data, batch_size=batch_size, seed=seed, device=device, progress=progress)
     num_dims = int(data[0].numel()) if images else None
+    levels = likelihood_levels(model) if images else EIGHT_BIT_LEVELS
     # after log_likelihoods: an EBM estimates its log Z lazily; its error is shared by every item
-    return add_shared_stderr(likelihood_metric_values(ll, kind, num_dims=num_dims), model_shared_stderr(model))
+    return add_shared_stderr(likelihood_metric_values(ll, kind, num_dims=num_dims, grid_levels=levels),
+                             model_shared_stderr(model))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..units import EIGHT_BIT_LEVELS, bpd_unit, uniform_bpd
 from . import stars as S
 from .summary import DENSITY_METRIC, STABILITY_METRIC, ModelSummary
 
@@ -88,6 +89,12 @@ def _mean_keep_inf(vals: list[float]) -> float | None:
     return sum(vals) / len(vals)
 
 
+def _grid(s: ModelSummary, name: str) -> int:
+    """The grid (values per sub-pixel) a model's bits/dim are on: 256 unless its Record says otherwise."""
+    mv = s.metric(name)
+    return int(mv.extra.get("grid_levels", EIGHT_BIT_LEVELS)) if name == "bpd" and mv is not None else EIGHT_BIT_LEVELS
+
+
 def comparison_table(summaries: list[ModelSummary], kind: str) -> list[ComparisonRow]:
     """Rate every model of one table (one dataset) by the rules in :mod:`stars`.
 
@@ -98,7 +105,9 @@ def comparison_table(summaries: list[ModelSummary], kind: str) -> list[Compariso
     models = [s for s in summaries if not s.is_real]
     real = next((s for s in summaries if s.is_real), None)
     real_fid = real.mean("fid") if real is not None else None
-    best_density = _best([s.mean(dens_name) for s in models if s.likelihood_kind != "none"], True)
+    grid = {id(s): _grid(s, dens_name) for s in summaries}  # bits/dim compare only on one grid
+    best_density = {g: _best([s.mean(dens_name) for s in models if s.likelihood_kind != "none" and grid[id(s)] == g],
+                             True) for g in set(grid.values())}
     best_fid = _best([s.mean("fid") for s in models], True)
     best_speed = _best([s.mean("samples_per_s") for s in models], False)
     rows = []
@@ -107,15 +116,17 @@ def comparison_table(summaries: list[ModelSummary], kind: str) -> list[Compariso
         # explicit density
         kind_ = s.likelihood_kind
         dens = s.mean(dens_name)
-        unit = "bits/dim" if dens_name == "bpd" else "nats"
+        unit = bpd_unit(grid[id(s)]) if dens_name == "bpd" else "nats"
+        uniform = uniform_bpd(grid[id(s)])
         if s.is_real:
             cells["density"] = Cell(None, "real data: not a model")
         else:
             text = kind_ if dens is None or kind_ == "none" else f"{kind_}, {fmt(dens)} {unit}"
             if dens_name == "bpd" and kind_ != "none" and dens is not None and \
-                    dens >= S.UNIFORM_BPD * (1 - S.UNIFORM_MARGIN):
-                text += f" (uniform: {S.UNIFORM_BPD:.2f})"
-            cells["density"] = Cell(S.density_stars(kind_, dens, best_density, bits_per_dim=dens_name == "bpd"), text)
+                    dens >= uniform * (1 - S.UNIFORM_MARGIN):
+                text += f" (uniform: {uniform:.2f})"
+            cells["density"] = Cell(S.density_stars(kind_, dens, best_density[grid[id(s)]],
+                                                    bits_per_dim=dens_name == "bpd", uniform=uniform), text)
         # stability: failures (diverged, unscorable, collapsed) and spread of the healthy runs
         vals = s.healthy_values(qual_name, kind)
         n_coll = len(s.collapsed(kind))

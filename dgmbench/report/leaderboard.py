@@ -107,9 +107,9 @@ def leaderboard_frame(summaries: list[ModelSummary]):
     return pd.DataFrame(rows)
 
 
-def metric_cell(s: ModelSummary, m: str, extractor: str | None = None) -> str:
+def metric_cell(s: ModelSummary, m: str, extractor: str | None = None, show_unit: bool = False) -> str:
     """Mean ± std over seeds, or one seed's value with its own interval; KID x10^3; MMD with its
-    permutation-test p-value."""
+    permutation-test p-value; the Record's unit with ``show_unit`` (a column mixing units)."""
     mean = s.mean(m, extractor)
     if mean is None:
         return "-"
@@ -127,6 +127,8 @@ def metric_cell(s: ModelSummary, m: str, extractor: str | None = None) -> str:
              and (extractor is None or r.metrics[m].extractor == extractor) and "p_value" in r.metrics[m].extra]
     if pvals:
         out += f" (p {fmt(sum(pvals) / len(pvals), 2)})"
+    if show_unit and mv is not None and mv.unit:
+        out += f" ({mv.unit})"
     return out
 
 
@@ -149,13 +151,15 @@ def _shown(summaries: list[ModelSummary], m: str, extractor: str | None) -> list
 def marked_cell(s: ModelSummary, m: str, extractor: str | None = None,
                 summaries: list[ModelSummary] | None = None) -> str:
     """``metric_cell`` with NOTE_MARK when a shown value carries a note that not every row of the column
-    shares (those are listed once under the table by ``part_notes``)."""
+    shares (those are listed once under the table by ``part_notes``), and with its unit when the
+    column mixes units (bits/dim on different grids)."""
     notes = s.value_notes(m, extractor)
     if notes and summaries is not None:
         shown = _shown(summaries, m, extractor)
         by_note = _noted_families(summaries, m, extractor)
         notes = [x for x in notes if by_note.get(x) != shown]
-    return metric_cell(s, m, extractor) + (NOTE_MARK if notes else "")
+    mixed_units = summaries is not None and len(record_units(m, summaries, extractor)) > 1
+    return metric_cell(s, m, extractor, show_unit=mixed_units) + (NOTE_MARK if notes else "")
 
 
 def part_notes(summaries: list[ModelSummary], cols: list[Column], kind: str) -> list[str]:
@@ -181,6 +185,20 @@ def metric_unit(m: str, kind: str) -> str:
     return unit
 
 
+def record_units(m: str, summaries: list[ModelSummary], extractor: str | None = None) -> list[str | None]:
+    """The units the Records state for ``m`` (the registry's when a Record states none), in order of
+    appearance. They differ from the registry's
+    when a value is on another scale (bits/dim of a 17-level grid: ``dgmbench.units.bpd_unit``)."""
+    spec = METRICS.get(m)
+    out: list[str | None] = []
+    for s in summaries:
+        for _, mv in s.runs(m, extractor):
+            u = mv.unit or (spec.unit if spec is not None else None)  # no unit in the Record: the registry's
+            if u not in out:
+                out.append(u)
+    return out
+
+
 def metric_header(m: str, summaries: list[ModelSummary] | None = None, kind: str = "image",
                   extractor: str | None = None, arrow: bool = True) -> str:
     """'FID (classifier-digits) ↓', 'KID x10^3 (classifier-digits) ↓', 'NLL (nats/image) ↓',
@@ -197,7 +215,11 @@ def metric_header(m: str, summaries: list[ModelSummary] | None = None, kind: str
     eight_bit = metric_unit(m, kind) == "bits/dim"  # bits/dim is on the 8-bit [0, 256) scale, not [0, 1]
     feats = [("pixels" if eight_bit and kind == "image" else RAW_FEATURES.get(kind, e)) if e == "raw" else e
              for e in exts]
-    parts = [p for p in (", ".join(feats), metric_unit(m, kind)) if p]
+    unit = metric_unit(m, kind)
+    own = record_units(m, summaries or [], extractor)
+    if spec is not None and own and own != [spec.unit]:  # e.g. bits/dim of a 17-level grid
+        unit = " or ".join(u or "no unit" for u in own) + ("; not comparable" if len(own) > 1 else "")
+    parts = [p for p in (", ".join(feats), unit) if p]
     head = label + (f" ({', '.join(parts)})" if parts else "")
     if spec is not None and arrow:
         head += " ↑" if spec.higher_is_better else " ↓"

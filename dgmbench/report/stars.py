@@ -20,9 +20,10 @@ import math
 from collections.abc import Sequence
 
 from ..results import mean_std
+from ..units import uniform_bpd
 
 KIND_STARS = {"exact": 5, "bound": 4, "estimate": 3, "none": 1}
-UNIFORM_BPD = 8.0  # bits/dim of the uniform model on 8-bit data
+UNIFORM_BPD = uniform_bpd()  # bits/dim of the uniform model on 8-bit data (8.0)
 UNIFORM_MARGIN = 0.05  # within 5 % of it (or worse) is no usable density
 COLLAPSE_RECALL = 0.1  # an image run with recall below this collapsed
 COLLAPSE_MODES = 0.5  # a 2-D mixture run capturing fewer than this fraction of the modes collapsed
@@ -89,11 +90,11 @@ def band_stars(x: float | None) -> int | None:
 
 
 def density_stars(kind: str | None, value: float | None = None, best_value: float | None = None, *,
-                  bits_per_dim: bool = False) -> int:
+                  bits_per_dim: bool = False, uniform: float = UNIFORM_BPD) -> int:
     """Explicit density: stars by likelihood kind, one less when ``value`` (bpd or NLL, lower is better)
-    is more than 10% worse than ``best_value`` (the best value in the table); with
-    ``bits_per_dim`` (8-bit images), 1 when ``value`` is within 5% of the uniform model's 8.00
-    bits/dim or worse.
+    is more than 10% worse than ``best_value`` (the best value in the table on the same grid); with
+    ``bits_per_dim`` (images), 1 when ``value`` is within 5% of the uniform model's ``uniform``
+    bits/dim or worse (8.00 on 8-bit data, log2(L) on an L-level grid).
 
     ``value``/``best_value`` may be negative (NLL in nats of 2-D data): "10% worse" is
     ``value - best > 0.1 * |best|``.
@@ -104,7 +105,7 @@ def density_stars(kind: str | None, value: float | None = None, best_value: floa
     stars = KIND_STARS[kind]
     if kind == "none":
         return stars
-    if bits_per_dim and _finite(value) and value >= UNIFORM_BPD * (1 - UNIFORM_MARGIN) - 1e-12:
+    if bits_per_dim and _finite(value) and value >= uniform * (1 - UNIFORM_MARGIN) - 1e-12:
         return 1
     if _finite(value) and _finite(best_value) and value - best_value > 0.1 * abs(best_value):
         stars = max(2, stars - 1)

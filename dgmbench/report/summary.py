@@ -166,7 +166,8 @@ class ModelSummary:
                     names.append(k)
         return names
 
-    def _runs(self, name: str, extractor: str | None):
+    def runs(self, name: str, extractor: str | None = None):
+        """(Record, MetricValue) of ``name`` over finished runs in seed order (``extractor``'s only when given)."""
         for r in sorted(self.finished, key=lambda r: r.seed):
             mv = r.metrics.get(name)
             if mv is not None and (extractor is None or mv.extractor == extractor):
@@ -184,7 +185,7 @@ class ModelSummary:
     def values(self, name: str, extractor: str | None = None) -> list[float]:
         """Finite values of ``name`` over finished runs, in seed order (only those computed with
         ``extractor`` when given)."""
-        return [float(mv.value) for _, mv in self._runs(name, extractor) if _finite(mv.value)]
+        return [float(mv.value) for _, mv in self.runs(name, extractor) if _finite(mv.value)]
 
     def mean(self, name: str, extractor: str | None = None) -> float | None:
         return mean_std(self.values(name, extractor))[0]
@@ -195,7 +196,7 @@ class ModelSummary:
 
     def metric(self, name: str, extractor: str | None = None):
         """The MetricValue of the first finished run that has ``name`` (unit, kind, extractor)."""
-        for _, mv in self._runs(name, extractor):
+        for _, mv in self.runs(name, extractor):
             return mv
         return None
 
