@@ -193,6 +193,41 @@ def test_delta_std_matches_many_replicate_bootstrap():
     assert mv.ci_low == pytest.approx(max(0.0, mv.value - 1.959964 * mv.std), rel=1e-5)
 
 
+def test_primal_delta_on_a_subset_is_unbiased_for_the_full_delta(monkeypatch):
+    # n > d: the influence is evaluated on a seeded subset of DELTA_MAX_SAMPLES samples when n is
+    # larger; mean IF^2 over a simple random subset is unbiased for the mean over all n, so the
+    # subset variances average to the full one
+    import dgmbench.metrics.fid as fid_module
+
+    d, n = 8, 3000
+    ref = stats_from_features(_features(4000, d, 90))
+    f = _features(n, d, 91, shift=0.1, scale=1.2)
+    full = fid_from_features(f, ref)
+    assert full.extra["influence_samples"] == n and full.extra["route"] == "primal"
+    monkeypatch.setattr(fid_module, "DELTA_MAX_SAMPLES", 300)
+    subs = [fid_from_features(f, ref, seed=s) for s in range(200)]
+    assert all(m.extra["influence_samples"] == 300 and m.value == full.value for m in subs)
+    # each subset variance is within ~17% (1 sd) here; their mean over 200 seeds within ~1.2%
+    assert np.mean([m.std ** 2 for m in subs]) == pytest.approx(full.std ** 2, rel=0.05)
+    # and against a 1,000-replicate numpy bootstrap of the same set (tolerance 12%)
+    rng = np.random.default_rng(1)
+    x, mu_r, s_r = f.numpy(), ref.mean.numpy(), ref.cov.numpy()
+    boot = [_np_fid(mu_r, s_r, x[rng.integers(0, n, n)]) for _ in range(1000)]
+    assert subs[0].std == pytest.approx(np.std(boot, ddof=1), rel=0.12)
+
+
+def test_accumulated_statistics_give_the_same_value_and_must_match():
+    # the harness passes the streamed statistics; the primal route takes the covariance from them
+    d = 8
+    ref = stats_from_features(_features(1000, d, 92))
+    f = _features(500, d, 93, shift=0.2)
+    plain = fid_from_features(f, ref)
+    with_stats = fid_from_features(f, ref, stats_gen=stats_from_features(f))
+    assert _rel(with_stats.value, plain.value) < 1e-10 and _rel(with_stats.std, plain.std) < 1e-10
+    with pytest.raises(DataError, match="does not match the generated features"):
+        fid_from_features(f, ref, stats_gen=stats_from_features(f + 1.0))
+
+
 def test_dual_bootstrap_equals_direct_resampling():
     # n <= d: each replicate is solved on the n x n Gram; the direct d x d computation on the
     # same resampled indices (drawn from the same seeded torch generator) gives the same values
