@@ -177,7 +177,7 @@ class ModelSummary:
         """Distinct notes on the finite values of ``name`` (e.g. why a FID-inf is negative, on what subset
         an NLL was computed), in seed order."""
         out: list[str] = []
-        for _, mv in self._runs(name, extractor):
+        for _, mv in self.runs(name, extractor):
             if _finite(mv.value) and mv.note and mv.note not in out:
                 out.append(str(mv.note))
         return out
