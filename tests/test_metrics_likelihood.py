@@ -162,3 +162,36 @@ def test_pixelcnn_and_vae_with_fewer_levels_label_their_grid():
             m = cls({**cfg, "levels": levels}, (1, 8, 8)).eval()
             _, bpd = likelihood_metrics(m, x, batch_size=4)
             assert bpd.unit == unit and bpd.extra["grid_levels"] == levels, (cls.__name__, levels)
+
+
+class Given:
+    """Returns given per-item log-likelihoods (nats), in order."""
+
+    def __init__(self, ll, kind="exact"):
+        self.ll, self.kind, self.i = torch.as_tensor(ll, dtype=torch.float64), kind, 0
+
+    def log_likelihood(self, x):
+        out = self.ll[self.i:self.i + x.shape[0]]
+        self.i += x.shape[0]
+        return out, self.kind
+
+
+@pytest.mark.parametrize("ll", [
+    [-3.5, -3.7, -1e5, -3.6],  # even n: numpy's median is the mean of the two middle values (torch's is the lower)
+    [2.0, -1.0, 0.5, -1e6, 7.25],
+])
+def test_nll_extra_median_is_numpys_median_over_items(ll):
+    """A few items with near-zero density dominate the mean NLL, not the median per item."""
+    nll_items = -np.asarray(ll)
+    out = likelihood_metrics(Given(ll), torch.zeros(len(ll), 2), batch_size=3)
+    assert out[0].value == pytest.approx(nll_items.mean(), rel=1e-12)
+    assert out[0].extra["median"] == pytest.approx(np.median(nll_items), rel=1e-12)
+    if len(ll) % 2 == 0:  # torch.median is the lower middle value: not the convention
+        assert out[0].extra["median"] != pytest.approx(float(torch.tensor(nll_items).median()))
+
+
+def test_bpd_extra_median_is_the_median_nll_in_bits_per_dim():
+    x = _uint8_images(n=4, shape=(1, 2, 2))
+    ll = [-10.0, -12.0, -11.0, -500.0]
+    out = {m.name: m for m in likelihood_metrics(Given(ll), x)}
+    assert out["bpd"].extra["median"] == pytest.approx(np.median(-np.asarray(ll)) / (4 * math.log(2)), rel=1e-12)

@@ -11,7 +11,10 @@ scale). This module averages it over a data split:
   gets bits/dim of that grid, with the grid in the unit, the note and ``extra['grid_levels']``);
 
 each with its standard error (std / sqrt(n)) and a normal 95% interval, and the model's
-kind carried into the MetricValue. A ``bound`` (ELBO, VLB) is an upper bound on the NLL and
+kind carried into the MetricValue. ``extra["median"]`` is the median over the data items of
+the per-item value (numpy's median: the mean of the two middle values for an even n): a
+model that puts near-zero density on a few items has a mean dominated by them, the median
+is not. A ``bound`` (ELBO, VLB) is an upper bound on the NLL and
 is labelled as such; it is never reported as ``exact``. Randomness inside
 ``log_likelihood`` (dequantisation noise, importance samples, trace estimators) is seeded
 from ``seed`` through ``torch.random.fork_rng``.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from ..errors import DataError, ModelError, model_boundary
@@ -85,8 +89,10 @@ def likelihood_metric_values(ll: torch.Tensor, kind: str, *, num_dims: int | Non
         raise DataError("no data to compute a likelihood on")
     nll = float(-ll.mean())
     se = float(ll.std() / math.sqrt(n)) if n > 1 else float("nan")
+    med = float(np.median(-ll.numpy()))
     out = [MetricValue(name="nll", value=nll, n=n, std=se, ci_low=nll - z * se, ci_high=nll + z * se, kind=kind,
-                       unit="nats", higher_is_better=False, extra={"std_is": "standard error of the mean"}, **mv_kwargs)]
+                       unit="nats", higher_is_better=False,
+                       extra={"std_is": "standard error of the mean", "median": med}, **mv_kwargs)]
     if num_dims:
         b, bse = bits_per_dim(nll, num_dims), bits_per_dim(se, num_dims)
         note = None
@@ -96,7 +102,8 @@ def likelihood_metric_values(ll: torch.Tensor, kind: str, *, num_dims: int | Non
         out.append(MetricValue(name="bpd", value=b, n=n, std=bse, ci_low=b - z * bse, ci_high=b + z * bse, kind=kind,
                                unit=bpd_unit(grid_levels), higher_is_better=False, note=note,
                                extra={"num_dims": num_dims, "grid_levels": grid_levels,
-                                      "std_is": "standard error of the mean"}, **mv_kwargs))
+                                      "std_is": "standard error of the mean",
+                                      "median": bits_per_dim(med, num_dims)}, **mv_kwargs))
     return out
 
 
