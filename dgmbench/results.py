@@ -18,6 +18,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -244,6 +245,30 @@ def mean_std(values: Iterable[float]) -> tuple[float | None, float | None]:
     if len(v) < 2:
         return mean, None
     return mean, math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1))
+
+
+# tail_median's rule: the mean is "far" from the median when the gap exceeds this many times
+# the larger of the median absolute deviation and TAIL_REL_FLOOR x |median|
+TAIL_MAD_FACTOR = 2.0
+TAIL_REL_FLOOR = 0.1
+
+
+def tail_median(values: Iterable[float]) -> float | None:
+    """The median of per-seed values when the mean misrepresents them, else None.
+
+    Shown beside the mean when one seed's value dominates it (e.g. an NLL of 282 nats next to
+    two of -3.5): with at least 3 values, when ``|mean - median| > TAIL_MAD_FACTOR *
+    max(MAD, TAIL_REL_FLOOR * |median|)`` (MAD: median absolute deviation from the median; the
+    floor keeps a spread that is small against the value itself, like modes 8, 8, 7, from
+    counting). The median is ``statistics.median`` (the mean of the two middle values for an
+    even count). The leaderboards use this one rule."""
+    v = [float(x) for x in values]
+    if len(v) < 3:
+        return None
+    med = statistics.median(v)
+    mad = statistics.median(abs(x - med) for x in v)
+    gap = abs(sum(v) / len(v) - med)
+    return med if gap > TAIL_MAD_FACTOR * max(mad, TAIL_REL_FLOOR * abs(med)) else None
 
 
 def _check_creatable(path: str, flag: str) -> None:

@@ -538,3 +538,34 @@ def test_a_value_is_never_shown_without_its_note():
     assert "- FID-inf, real data: negative FID-infinity -1.5: overshot" in md
     assert "- KID, every row: KID subset size 180" in md
     assert "too few samples" not in md
+
+
+def _seed_records(values, family="flow", metric="nll"):
+    out = []
+    for seed, v in enumerate(values):
+        r = Record(model=f"{family}-ring8", dataset="ring8", split="test", family=family, seed=seed)
+        r.add(MetricValue(metric, v, unit="nats"))
+        r.config = {"table": {"family": family, "preset": "ring8", "status": "ok"}}
+        out.append(r)
+    return out
+
+
+def test_leaderboard_shows_the_median_over_seeds_when_one_seed_dominates_the_mean():
+    """Three seeds with one far off (an NLL of 281.8 next to -3.53 and -3.17): the cell shows mean ±
+    std and numpy's median; evenly spread seeds, or a spread small against the value, show no median."""
+    from dgmbench.report.leaderboard import leaderboard_frame, metrics_markdown
+    from dgmbench.report.summary import summarize
+
+    vals = [281.8, -3.53, -3.17]
+    sums = summarize(_seed_records(vals))
+    md = metrics_markdown(sums, "points")
+    assert "| flow | none | 3/3 | 91.7 ± 165 (median -3.17) |" in md  # numpy: mean 91.70, std 164.6, median -3.17
+    assert (np.mean(vals), np.std(vals, ddof=1), np.median(vals)) == pytest.approx((91.70, 164.63, -3.17), abs=0.01)
+    df = leaderboard_frame(sums)
+    assert df.loc[0, "nll_median"] == pytest.approx(np.median(vals), rel=1e-12)
+    for calm in ([-3.5, -3.2, -3.9], [8.0, 8.0, 7.0], [2.67, 3.54, 3.76]):
+        assert "median" not in metrics_markdown(summarize(_seed_records(calm)), "points"), calm
+    # an even number of seeds: numpy's median, the mean of the two middle values
+    four = [349.3, 28.1, 30.0, 29.0]
+    assert np.median(four) == pytest.approx(29.5)
+    assert "(median 29.5)" in metrics_markdown(summarize(_seed_records(four)), "points")

@@ -25,7 +25,7 @@ TESTS = str(Path(__file__).resolve().parent)
 N = 120
 STEPS = 40  # training steps per model (the presets' own are longer; a shared CPU is slow)
 METRICS = "fid,prdc,nll,speed"
-TIMING = ("samples_per_s", "samples_per_s_std")
+TIMING = ("samples_per_s", "samples_per_s_std", "samples_per_s_median")
 REF_CODE: dict = {}  # code versions of the reference run (other developers may edit files meanwhile)
 
 

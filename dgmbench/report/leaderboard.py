@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..metrics.registry import METRICS, REPORT_TABLES, metric_section
-from ..results import Record, atomic_write_text
+from ..results import TAIL_MAD_FACTOR, TAIL_REL_FLOOR, Record, atomic_write_text
 from ..sampling import format_sampling_options
 from .comparison import comparison_markdown, comparison_table, fmt
 from .summary import ModelSummary, dataset_kind, record_order, summarize, table_info
@@ -92,7 +92,7 @@ def ordered_metrics(summaries: list[ModelSummary]) -> list[str]:
 
 def leaderboard_frame(summaries: list[ModelSummary]):
     """One row per model: family, preset, likelihood kind, runs, diverged, NFE, then per metric
-    ``<metric>`` (mean over finished seeds) and ``<metric>_std``."""
+    ``<metric>`` (mean over finished seeds), ``<metric>_std`` and ``<metric>_median``."""
     import pandas as pd
 
     metrics = ordered_metrics(summaries)
@@ -103,13 +103,15 @@ def leaderboard_frame(summaries: list[ModelSummary]):
         for m in metrics:
             row[m] = s.mean(m)
             row[f"{m}_std"] = s.std(m)
+            row[f"{m}_median"] = s.median(m)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def metric_cell(s: ModelSummary, m: str, extractor: str | None = None, show_unit: bool = False) -> str:
-    """Mean ± std over seeds, or one seed's value with its own interval; KID x10^3; MMD with its
-    permutation-test p-value; the Record's unit with ``show_unit`` (a column mixing units)."""
+    """Mean ± std over seeds (with the median where one seed dominates the mean), or one seed's
+    value with its own interval; KID x10^3; MMD with its permutation-test p-value; the Record's
+    unit with ``show_unit`` (a column mixing units)."""
     mean = s.mean(m, extractor)
     if mean is None:
         return "-"
@@ -117,6 +119,9 @@ def metric_cell(s: ModelSummary, m: str, extractor: str | None = None, show_unit
     k = display_scale(m, [extractor or (mv.extractor if mv is not None else None)])[0]
     if len(s.values(m, extractor)) >= 2:
         out = f"{fmt(k * mean)} ± {fmt(k * s.std(m, extractor), 2)}"
+        med = s.tail_median(m, extractor)
+        if med is not None:
+            out += f" (median {fmt(k * med)})"
     elif mv is not None and mv.std is not None and (m in OWN_STD or mv.ci_low is None):
         out = f"{fmt(k * mean)} ± {fmt(k * mv.std, 2)}"
     elif mv is not None and mv.ci_low is not None and mv.ci_high is not None:
@@ -280,7 +285,9 @@ METRICS_NOTE = ("KID is shown with its subset std (x10^3 on Inception features, 
                 "split) on the [0,1] pixel scale with its standard error; IS uses the named extractor's class "
                 "logits; conditional accuracy is the classifier's agreement with the requested class (`-` for "
                 "unconditional models); FID-inf is shown where n allows it (its smallest subset at least the "
-                "feature dimension).")
+                "feature dimension). Where one seed dominates the mean (the mean's gap to the median over seeds "
+                f"exceeds {TAIL_MAD_FACTOR:g} x the larger of the seeds' median absolute deviation and "
+                f"{TAIL_REL_FLOOR:.0%} of the median), the median over seeds follows in brackets.")
 
 
 def real_data_lines(records: list[Record]) -> list[str]:

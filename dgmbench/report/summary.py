@@ -8,7 +8,8 @@ mixtures ``num_modes``, and for a scored run its sample grid file ``sample_grid`
 to the leaderboard's folder) with ``sample_grid_sha256``. A diverged or failed run has no
 metrics and no grid.
 
-Aggregates over seeds use finished runs only: mean and sample std (ddof=1).
+Aggregates over seeds use finished runs only: mean and sample std (ddof=1), and the median
+where one seed dominates the mean (:func:`dgmbench.results.tail_median`).
 
 The table's real-data row (held-out training items scored as if they were a model, family
 ``REAL_FAMILY``, ``config.table.real_data`` true) sorts first.
@@ -17,11 +18,12 @@ The table's real-data row (held-out training items scored as if they were a mode
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..data.registry import DATASETS
-from ..results import Record, mean_std
+from ..results import Record, mean_std, tail_median
 from .stars import collapsed_image_run, collapsed_modes_run
 
 # family display order: the registry's
@@ -193,6 +195,15 @@ class ModelSummary:
     def std(self, name: str, extractor: str | None = None) -> float | None:
         """Sample std (ddof = 1) over finished seeds; None for fewer than 2."""
         return mean_std(self.values(name, extractor))[1]
+
+    def tail_median(self, name: str, extractor: str | None = None) -> float | None:
+        """The median over finished seeds when one seed dominates the mean (:func:`results.tail_median`), else None."""
+        return tail_median(self.values(name, extractor))
+
+    def median(self, name: str, extractor: str | None = None) -> float | None:
+        """The median over finished seeds (None for none)."""
+        vals = self.values(name, extractor)
+        return statistics.median(vals) if vals else None
 
     def metric(self, name: str, extractor: str | None = None):
         """The MetricValue of the first finished run that has ``name`` (unit, kind, extractor)."""
