@@ -111,3 +111,29 @@ def test_atomic_write_text_keeps_old_content_on_failure(tmp_path):
     with pytest.raises(TypeError):
         atomic_write_text(path, 12345)  # the write itself fails
     assert path.read_text() == "second" and os.listdir(path.parent) == ["table.md"]  # no temp file left
+
+
+
+@pytest.mark.parametrize("vals,shown", [
+    ([281.8, -3.53, -3.17], True),  # ring8's flow NLL before issue 20: one seed at 282 nats
+    ([349.3, 56.8, 28.1], True),  # grid25's EBM AIS NLL
+    ([15.6, 16.7, 22.6], False),
+    ([8.0, 8.0, 7.0], False),  # modes captured: a spread small against the value
+    ([0.0, 0.0, 0.0], False),
+    ([1.0, 2.0, 3.0, 100.0], True),
+    ([1.0, 2.0, 3.0, 4.0], False),
+    ([5.0, 50.0], False),  # fewer than 3 seeds: no median
+    ([0.01, 0.02, 5.0], True),
+])
+def test_tail_median_is_numpys_median_exactly_when_one_seed_dominates_the_mean(vals, shown):
+    import numpy as np
+
+    from dgmbench.results import TAIL_MAD_FACTOR, TAIL_REL_FLOOR, tail_median
+
+    v = np.asarray(vals)
+    med = np.median(v)
+    rule = len(v) >= 3 and abs(v.mean() - med) > TAIL_MAD_FACTOR * max(np.median(np.abs(v - med)), TAIL_REL_FLOOR * abs(med))
+    got = tail_median(vals)
+    assert rule == shown and (got is not None) == shown
+    if shown:
+        assert got == pytest.approx(med, rel=1e-12)
