@@ -203,3 +203,14 @@ def unsqueeze(x: torch.Tensor) -> torch.Tensor:
 def standard_normal_logprob(z: torch.Tensor) -> torch.Tensor:
     """Sum over all but the batch dimension of log N(z; 0, 1), in nats."""
     return (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).flatten(1).sum(1)
+
+
+def student_t_logprob(z: torch.Tensor, df: float) -> torch.Tensor:
+    """log density (nats, per row) of the D-variate Student's t with ``df`` degrees of freedom,
+    location 0 and identity scale matrix, at the rows of ``z`` (flattened to (N, D)):
+    lgamma((df + D) / 2) - lgamma(df / 2) - D/2 log(df pi) - (df + D)/2 log(1 + |z|^2 / df).
+    Its log-density falls like -(df + D) log|z| instead of the Gaussian's -|z|^2 / 2."""
+    z = z.flatten(1)
+    d = z.shape[1]
+    const = math.lgamma((df + d) / 2) - math.lgamma(df / 2) - 0.5 * d * math.log(df * math.pi)
+    return const - 0.5 * (df + d) * torch.log1p(z.pow(2).sum(1) / df)
