@@ -485,3 +485,20 @@ def test_likelihood_none_is_reported_as_none_with_its_reason():
         build_model({"likelihood": "elbo"}, (1, 8, 8))
     with_ais = build_model({"ch": 4}, (1, 8, 8))
     assert likelihood_kind(with_ais) == "estimate" and with_ais.no_likelihood_reason is None
+
+
+@pytest.mark.parametrize("preset", ["ring8", "ring8-tiny", "grid25"])
+def test_2d_presets_report_no_likelihood_with_the_mode_weight_reason(preset):
+    """The 2-D energies' mode weights are not learned (baselines/README.md#ebm): their presets say
+    'none' with that reason rather than an AIS number that differs by hundreds of nats per seed;
+    AIS stays available by overriding ``likelihood``."""
+    from dgmbench.errors import ModelError
+    from dgmbench.metrics.likelihood import likelihood_metrics
+
+    spec = PRESETS[preset]["model"]
+    model = build_model(spec, (2,))
+    assert likelihood_kind(model) == "none" and "mode weights are not learned" in model.no_likelihood_reason
+    with pytest.raises(ModelError, match="mode weights are not learned"):
+        likelihood_metrics(model, torch.zeros(3, 2))
+    ais = build_model({**spec, "likelihood": "ais", "ais_chains": 8, "ais_steps": 5}, (2,))
+    assert likelihood_kind(ais) == "estimate" and ais.log_likelihood(torch.zeros(3, 2))[0].shape == (3,)
