@@ -16,12 +16,12 @@ from __future__ import annotations
 # No likelihood on the 2-D mixtures: contrastive divergence with chains that never cross between
 # the separated modes gives no gradient to each mode's energy level, so exp(-E) / Z puts arbitrary
 # masses on the modes (and grid25 grew a minimum far outside the data); AIS measures that
-# faithfully (it agrees with grid quadrature), which made the NLL differ by hundreds of nats
+# faithfully (on a box-confined variant it agrees with grid quadrature), which made the NLL differ by hundreds of nats
 # between seeds. Measured in baselines/README.md#ebm. ``likelihood: "ais"`` still estimates it.
 _TOY_NO_LIKELIHOOD = (
     "the 2-D energy's mode weights are not learned: its SGLD chains never cross between the separated modes, so "
-    "contrastive divergence leaves each mode's energy level free and exp(-E)/Z puts arbitrary masses on them (AIS, "
-    "checked by quadrature, gave 28 to 349 nats on grid25 over 3 seeds); see baselines/README.md#ebm")
+    "contrastive divergence leaves each mode's energy level free and exp(-E)/Z puts arbitrary masses on them (AIS "
+    "gave 28 to 349 nats on grid25 over 3 seeds); see baselines/README.md#ebm")
 _RING = {"arch": "mlp", "hidden": 128, "layers": 3, "act": "silu", "input_scale": 10.0, "energy_scale": 10.0,
          "prior_std": 4.0, "init_range": 2.0, "sgld_steps": 20, "sgld_step_size": 1e-4, "sgld_noise": 0.005,
          "sample_steps": 100, "buffer_size": 5000, "reinit_prob": 0.05, "reg_weight": 1e-4,
