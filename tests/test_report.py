@@ -569,3 +569,20 @@ def test_leaderboard_shows_the_median_over_seeds_when_one_seed_dominates_the_mea
     four = [349.3, 28.1, 30.0, 29.0]
     assert np.median(four) == pytest.approx(29.5)
     assert "(median 29.5)" in metrics_markdown(summarize(_seed_records(four)), "points")
+
+
+def test_per_seed_notes_of_one_row_share_a_line():
+    from dgmbench.report.leaderboard import metrics_markdown
+    from dgmbench.report.summary import summarize
+
+    recs = []
+    for seed, sigma in enumerate((0.263, 0.265)):
+        r = Record(model="gan", dataset="digits", split="test", family="gan", seed=seed)
+        r.add(MetricValue("kde_ll", -40.0 - seed, std=0.5, note=f"the chosen bandwidth {sigma} is at the edge"))
+        recs.append(r)
+    v = Record(model="vae", dataset="digits", split="test", family="vae", seed=0)
+    v.add(MetricValue("kde_ll", -17.0, std=0.2))
+    md = metrics_markdown(summarize(recs + [v]), "image")
+    line = next(x for x in md.splitlines() if x.startswith("- KDE"))
+    assert line.endswith("gan (per seed): the chosen bandwidth 0.263 is at the edge; the chosen bandwidth 0.265 is at the edge")
+    assert sum(x.startswith("- KDE") for x in md.splitlines()) == 1

@@ -169,13 +169,21 @@ def marked_cell(s: ModelSummary, m: str, extractor: str | None = None,
 
 def part_notes(summaries: list[ModelSummary], cols: list[Column], kind: str) -> list[str]:
     """The notes on the values of one metrics table, one line per (metric, note) naming the rows it
-    applies to ("every row" when all of them): a value is never shown without its Record's note."""
+    applies to ("every row" when all of them); a row whose seeds carry different notes (e.g. one number
+    per seed) gets one line with its notes joined: a value is never shown without its Record's note."""
     lines: list[str] = []
     for m, e in cols:
         shown = _shown(summaries, m, e)
         head = metric_header(m, summaries, kind, e, arrow=False)
-        for note, fams in _noted_families(summaries, m, e).items():
-            lines.append(f"{head}, {'every row' if fams == shown else ', '.join(fams)}: {note}")
+        by_note = _noted_families(summaries, m, e)
+        multi = {f for f in shown if sum(f in fams for fams in by_note.values()) > 1}
+        for note, fams in by_note.items():
+            single = [f for f in fams if f not in multi]
+            if single:
+                lines.append(f"{head}, {'every row' if fams == shown else ', '.join(single)}: {note}")
+        for s in summaries:
+            if s.family in multi:
+                lines.append(f"{head}, {s.family} (per seed): " + "; ".join(s.value_notes(m, e)))
     return lines
 
 
