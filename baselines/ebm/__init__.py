@@ -4,7 +4,7 @@ Likelihood: an AIS estimate of log Z, labelled ``estimate``, with its standard e
 
 from __future__ import annotations
 
-from .ais import LogZEstimate, ais_log_z
+from .ais import LogZEstimate, ais_log_z, log_z_from_log_weights
 from .model import DEFAULTS, EBM
 from .presets import PRESETS
 from .sgld import sgld
@@ -16,4 +16,4 @@ def build_model(config: dict, data_shape: tuple, num_classes: int | None = None)
     return EBM(config, tuple(data_shape), num_classes)
 
 
-__all__ = ["DEFAULTS", "EBM", "LIKELIHOOD_KIND", "LogZEstimate", "PRESETS", "ais_log_z", "build_model", "sgld"]
+__all__ = ["DEFAULTS", "EBM", "LIKELIHOOD_KIND", "LogZEstimate", "PRESETS", "ais_log_z", "build_model", "log_z_from_log_weights", "sgld"]

@@ -6,8 +6,11 @@ uniform distribution on a box (images). Each chain accumulates
 ``log w += (b_t - b_{t-1}) (-E(x) - log p0(x))`` and then takes Metropolis-adjusted
 Langevin (MALA) steps that leave ``pi_t`` invariant, so ``mean(w)`` is an unbiased
 estimate of Z. Reported: ``log Z = logmeanexp(log w)`` (a stochastic lower bound in
-expectation, by Jensen) and its standard error by the delta method,
-``se = std(w) / (sqrt(n) mean(w))``. The MALA step size is adapted between temperatures
+expectation, by Jensen) and its standard error, the larger of the delta method over chains,
+``std(w) / (sqrt(n) mean(w))``, and the spread of logmeanexp under a log-normal fit of the
+weights (:func:`log_z_from_log_weights`). The delta method alone understates the error when a
+few chains carry the weight (effective sample size of a few: 2.2x at ESS 8 of 256, 3.6x at
+ESS 4, log-normal weights), because the largest weights are rarely drawn. The MALA step size is adapted between temperatures
 towards an acceptance rate of about 0.6 from the previous temperature's acceptance
 (shared by all chains).
 """
@@ -18,6 +21,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .sgld import energy_grad, randn_like_from
@@ -26,15 +30,51 @@ from .sgld import energy_grad, randn_like_from
 @dataclass
 class LogZEstimate:
     log_z: float  # nats
-    stderr: float  # nats, delta method over chains
+    stderr: float  # nats: max(stderr_delta, stderr_lognormal)
     n_chains: int
     n_steps: int
     acceptance: float  # mean MALA acceptance rate
     ess: float  # effective sample size of the importance weights
+    stderr_delta: float = math.nan  # nats, delta method over chains
+    stderr_lognormal: float = math.nan  # nats, sd of logmeanexp under the weights' log-normal fit
+    bias_lognormal: float = math.nan  # nats, E[estimate] - log Z under that fit (<= 0: Jensen)
+
+    @property
+    def degenerate(self) -> bool:
+        """Fewer than 10% of the chains carry the weight: the estimate is likely biased low."""
+        return self.ess < 0.1 * self.n_chains
 
     @property
     def kind(self) -> str:
         return "estimate"
+
+
+LOGNORMAL_REPLICATES = 400
+
+
+def log_z_from_log_weights(log_w: torch.Tensor) -> LogZEstimate:
+    """``log Z = logmeanexp(log w)`` from n independent chains' log importance weights, with its errors.
+
+    ``stderr_delta = std(w) / (sqrt(n) mean(w))``; ``stderr_lognormal``: standard deviation of
+    logmeanexp over ``LOGNORMAL_REPLICATES`` sets of n draws from N(0, s^2), s = the 84th
+    percentile of log w minus its median (the right tail is what logmeanexp feels; AIS log
+    weights often have a long left tail that std(log w) would count; seeded, so deterministic), and ``bias_lognormal`` their mean minus s^2 / 2 (the log-normal
+    log E[w]). ``stderr`` is the larger of the two. Fields other than these are left for the caller.
+    """
+    lw = log_w.detach().double().cpu()
+    n = int(lw.numel())
+    log_z = float(torch.logsumexp(lw, 0) - math.log(n))
+    w = torch.exp(lw - lw.max())
+    ess = float(w.sum() ** 2 / (w**2).sum())
+    if n < 2:
+        return LogZEstimate(log_z, math.inf, n, 0, math.nan, ess, math.inf, math.inf, math.nan)
+    se_delta = float(w.std(unbiased=True) / (math.sqrt(n) * w.mean()))
+    s = float(torch.quantile(lw, 0.8413) - torch.quantile(lw, 0.5))  # right-tail spread: the tail logmeanexp feels
+    sim = np.random.default_rng(0).normal(0.0, s, (LOGNORMAL_REPLICATES, n))
+    top = sim.max(1, keepdims=True)
+    est = top[:, 0] + np.log(np.exp(sim - top).mean(1))
+    se_ln, bias_ln = float(est.std(ddof=1)), float(est.mean() - s * s / 2)
+    return LogZEstimate(log_z, max(se_delta, se_ln), n, 0, math.nan, ess, se_delta, se_ln, bias_ln)
 
 
 def sigmoid_schedule(n: int, rad: float = 4.0) -> torch.Tensor:
@@ -119,9 +159,6 @@ def ais_log_z(energy: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, 
             acc_count += 1
             h *= 1.1 if rate > 0.6 else 0.9
         e_x = energy(x)
-    log_n = math.log(n_chains)
-    log_z = float(torch.logsumexp(log_w, 0) - log_n)
-    w = torch.exp(log_w - log_w.max())
-    ess = float(w.sum() ** 2 / (w**2).sum())
-    se = float(w.std(unbiased=True) / (math.sqrt(n_chains) * w.mean())) if n_chains > 1 else math.inf
-    return LogZEstimate(log_z, se, n_chains, n_steps, acc_total / max(acc_count, 1), ess)
+    est = log_z_from_log_weights(log_w)
+    est.n_steps, est.acceptance = n_steps, acc_total / max(acc_count, 1)
+    return est

@@ -315,6 +315,16 @@ class EBM(BaselineModel):
         return self.config["no_likelihood_reason"] if self.config["likelihood"] == "none" else None
 
     @property
+    def likelihood_note(self) -> str | None:
+        """A caveat for the NLL/bpd Records when the last AIS run's weights were degenerate."""
+        est = self.last_log_z
+        if est is None or not est.degenerate:
+            return None
+        return (f"AIS weights degenerate (ESS {est.ess:.1f} of {est.n_chains} chains): log Z is likely "
+                f"underestimated and the NLL overestimated (by about {-est.bias_lognormal:.2g} nats under a "
+                f"log-normal fit of the weights); its standard error {est.stderr:.2g} nats is that fit's")
+
+    @property
     def likelihood_stderr(self) -> float | None:
         """Standard error (nats) of the last log Z estimate, shared by every sample's log p."""
         return None if self.last_log_z is None else self.last_log_z.stderr

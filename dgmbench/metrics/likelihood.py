@@ -23,6 +23,7 @@ from ``seed`` through ``torch.random.fork_rng``.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -115,5 +116,9 @@ def likelihood_metrics(model, data: torch.Tensor, *, images: bool | None = None,
     num_dims = int(data[0].numel()) if images else None
     levels = likelihood_levels(model) if images else EIGHT_BIT_LEVELS
     # after log_likelihoods: an EBM estimates its log Z lazily; its error is shared by every item
-    return add_shared_stderr(likelihood_metric_values(ll, kind, num_dims=num_dims, grid_levels=levels),
-                             model_shared_stderr(model))
+    mvs = add_shared_stderr(likelihood_metric_values(ll, kind, num_dims=num_dims, grid_levels=levels),
+                            model_shared_stderr(model))
+    caveat = getattr(model, "likelihood_note", None)  # e.g. an EBM whose AIS weights were degenerate
+    if caveat:
+        mvs = [replace(mv, note="; ".join(x for x in (mv.note, str(caveat)) if x)) for mv in mvs]
+    return mvs
