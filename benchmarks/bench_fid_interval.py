@@ -14,6 +14,10 @@ Synthetic Gaussian features (d = 2048), reference statistics from 6,000 samples.
   the features) and with the default delta method, both given the accumulated statistics
   as the harness calls it (``stats_gen``: the d x d route takes the covariance from them).
 - ``fid_from_features bootstrap=10`` with ``--bootstrap``.
+- with ``--device cuda``: the default (delta) and the value alone with the linear algebra on
+  that device (``fid_from_features(device=...)``, what ``--fid-device auto`` does on a GPU run),
+  timed in wall seconds after a synchronise (process CPU time does not see the device), next to
+  the CPU default's wall time.
 
 Prints process CPU seconds (the minimum over ``--repeats``) and the value/std of each, then the
 default's extra cost over the baseline.
@@ -41,7 +45,20 @@ def _best(fn, repeats: int):
     return best, out
 
 
-def main(sizes: list[int], bootstrap: bool, repeats: int) -> None:
+def _best_wall(fn, repeats: int, device: str):
+    """Minimum wall seconds over ``repeats`` calls, the device synchronised before and after."""
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        out = fn()
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def main(sizes: list[int], bootstrap: bool, repeats: int, device: str | None = None) -> None:
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
     d = 2048
@@ -67,6 +84,15 @@ def main(sizes: list[int], bootstrap: bool, repeats: int) -> None:
         base, default = list(times.values())[0], times["fid_from_features default (delta)"]
         print(f"n={n} default interval: {default - base:+.2f} CPU s over the value alone ({default / base - 1:+.0%})",
               flush=True)
+        if device:
+            cpu_wall, _ = _best_wall(lambda f=f, s=gen_stats: fid_from_features(f, ref, stats_gen=s), repeats, "cpu")
+            fid_from_features(f[:64], ref, device=device)  # warm-up: CUDA context, cusolver handles
+            for name, kw in (("value only", {"interval": None}), ("default (delta)", {})):
+                wall, mv = _best_wall(lambda f=f, s=gen_stats, kw=kw: fid_from_features(f, ref, stats_gen=s,
+                                                                                         device=device, **kw),
+                                      repeats, device)
+                print(f"n={n} fid_from_features {name} on {device}: {wall:.3f} wall s (CPU default {cpu_wall:.2f} "
+                      f"wall s, {cpu_wall / wall:.1f}x)  value={mv.value:.6f} std={mv.std}", flush=True)
 
 
 if __name__ == "__main__":
@@ -74,5 +100,6 @@ if __name__ == "__main__":
     p.add_argument("sizes", nargs="*", type=int, default=[400, 2000])
     p.add_argument("--bootstrap", action="store_true", help="also time the 10-replicate bootstrap")
     p.add_argument("--repeats", type=int, default=2, help="timings per row (the minimum is printed)")
+    p.add_argument("--device", default=None, help="also time the linear algebra on this device (e.g. cuda)")
     a = p.parse_args()
-    main(a.sizes, a.bootstrap, a.repeats)
+    main(a.sizes, a.bootstrap, a.repeats, a.device)

@@ -6,6 +6,8 @@
 # features: Inception feature throughput, dgmbench vs torch-fidelity side by side (32 and 299 px inputs,
 #           batch 64/250/500; default fp32 arithmetic, TF32 forced, bf16 autocast), with the achieved
 #           TFLOP/s against the data-sheet peak; then the FID change of each precision on real CIFAR-10.
+#           Then FID's float64 linear algebra (value, delta interval) on the CPU vs the device at n = 2048
+#           and 10,000, 2048-d (bench_fid_interval.py --device; log in OUTDIR/fid-interval.log).
 # sampling: sampling speed of every baseline (presets mnist-gpu and cifar10, batch 256), then
 #           `dgmbench score` vs torch-fidelity's `fidelity` as command lines on 10,000 + 1,000 CIFAR PNGs.
 #
@@ -60,6 +62,12 @@ if [ "$PART" = features ] || [ "$PART" = all ]; then
       bench "features${opts:+-$opts}" bench_features.py -k test_extract
   done
   DGMBENCH_BENCH_BS=${BATCHES##*,} bench precision bench_precision.py
+  case "$SKIP" in *" fid-interval "*) echo "== fid-interval: skipped";; *)  # FID's linear algebra: CPU vs device
+    echo "== fid-interval ($(date -u +%H:%M:%S))"
+    timeout "$TIMEOUT" "$PY" "$HERE/bench_fid_interval.py" 2048 10000 --repeats 2 --device "$DGMBENCH_BENCH_DEVICE" \
+      >"$OUT/fid-interval.log" 2>&1 || { echo "!! fid-interval failed (log: $OUT/fid-interval.log)"; status=1; }
+    grep " on " "$OUT/fid-interval.log";;
+  esac
 fi
 
 if [ "$PART" = sampling ] || [ "$PART" = all ]; then

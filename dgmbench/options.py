@@ -68,6 +68,8 @@ class EvalOptions:
                              "bootstrap (--fid-bootstrap replicates) or none", choices=("delta", "bootstrap", "none"))
     fid_bootstrap: int = _opt(0, "bootstrap replicates for FID's interval (> 1 selects the bootstrap interval)",
                               type=int, minimum=0)
+    fid_device: str = _opt("cpu", "where FID's float64 linear algebra runs: cpu (default) or auto (the run's "
+                           "device, e.g. the GPU; same value to round-off)", choices=("cpu", "auto"))
     fid_inf: bool = _opt(False, "also report FID-infinity (1/N extrapolation, subsets >= 2.4 d) as fid_inf", type=bool)
     pr_k: int = _opt(3, "k of precision/recall's k-NN balls (Kynkaanniemi et al. 2019: 3)", type=int, minimum=1)
     dc_k: int = _opt(5, "k of density/coverage's k-NN balls (Naeem et al. 2020: 5)", type=int, minimum=1)

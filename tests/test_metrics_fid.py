@@ -348,3 +348,21 @@ def test_bad_input():
         stats_from_features(torch.tensor([[0.0, np.inf], [1.0, 2.0]]))
     with pytest.raises(DataError, match="at least 2"):
         stats_from_features(torch.zeros(1, 3))
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a GPU"))])
+def test_linear_algebra_on_a_device_gives_the_same_values(device):
+    # n < d (the n x n route), n > d (the d x d route) and FID-inf: the device path against the CPU default
+    d = 24
+    mix = torch.randn(d, d, generator=torch.Generator().manual_seed(2), dtype=torch.float64) / d**0.5
+    ref = (torch.zeros(d, dtype=torch.float64), mix.T @ mix + 0.1 * torch.eye(d, dtype=torch.float64))
+    for n in (20, 300):
+        f = _features(n, d, 11, shift=0.2)
+        for kw in ({}, {"interval": None}, {"bootstrap": 5}):
+            a, b = fid_from_features(f, ref, **kw), fid_from_features(f, ref, device=device, **kw)
+            assert b.value == pytest.approx(a.value, rel=1e-9)
+            assert (a.std is None and b.std is None) or b.std == pytest.approx(a.std, rel=1e-7)
+    f = _features(300, d, 12, shift=0.2)
+    a, b = fid_infinity(f, ref, seed=1), fid_infinity(f, ref, seed=1, device=device)
+    assert b.value == pytest.approx(a.value, rel=1e-9) and b.std == pytest.approx(a.std, rel=1e-7)

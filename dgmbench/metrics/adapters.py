@@ -41,11 +41,13 @@ def fid(ctx: MetricContext) -> list[MetricValue]:
     """FID from streaming statistics (bootstrap interval from kept features), and FID-inf on request."""
     o, ext, fo = ctx.options, ctx.extractor, ctx.extractor.feature_output
     ref_stats = ctx.main_reference().stats[fo]
+    linalg_device = ctx.device if o.fid_device == "auto" else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if fo in ctx.features:
             mv = fid_from_features(ctx.features[fo], ref_stats, bootstrap=o.fid_bootstrap, seed=ctx.seed,
-                                   interval=o.fid_interval, stats_gen=ctx.stats[fo], **ctx.prov())
+                                   interval=o.fid_interval, stats_gen=ctx.stats[fo], device=linalg_device,
+                                   **ctx.prov())
         else:  # interval "none": the streaming statistics suffice
             mv = fid_from_stats(ctx.stats[fo], ref_stats, **ctx.prov())
     for w in caught:
@@ -54,7 +56,8 @@ def fid(ctx: MetricContext) -> list[MetricValue]:
     out = [mv]
     if o.fid_inf:
         try:
-            out.append(fid_infinity(ctx.features[fo], ref_stats, seed=ctx.seed, **ctx.prov(ext)))
+            out.append(fid_infinity(ctx.features[fo], ref_stats, seed=ctx.seed, device=linalg_device,
+                                    **ctx.prov(ext)))
         except DataError as e:  # too few samples for subsets of >= 2.4 d: say so instead of failing the run
             out.append(MetricValue(name="fid_inf", value=None, n=ctx.n, note=str(e), **ctx.prov(ext)))
     return out

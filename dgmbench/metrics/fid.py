@@ -206,6 +206,16 @@ def fid_from_stats(stats_gen, stats_ref, *, name: str = "fid", **mv_kwargs) -> M
     )
 
 
+def _on_device(f: torch.Tensor, r: GaussianStats, cov_gen: torch.Tensor | None,
+               device: str | torch.device | None) -> tuple[torch.Tensor, GaussianStats, torch.Tensor | None]:
+    """Features, reference statistics and generated covariance moved to ``device`` (None: unchanged, the CPU)."""
+    if device is None or torch.device(device) == f.device:
+        return f, r, cov_gen
+    dev = torch.device(device)
+    moved = GaussianStats(r.mean.to(dev), r.cov.to(dev), r.n, r.extra)
+    return f.to(dev), moved, None if cov_gen is None else cov_gen.to(dev)
+
+
 DELTA_MAX_SAMPLES = 4096  # primal route: the influence is evaluated on at most this many generated samples
 
 
@@ -278,7 +288,7 @@ def _fid_parts(f: torch.Tensor, r: GaussianStats, fac: PsdFactor, *, influence: 
             inv_qroot = torch.where(lam > 0, lam.clamp_min(1e-300) ** -0.25, torch.zeros_like(lam))
             q = ((c @ (fac.f @ (vec * inv_qroot))) ** 2).sum(1)
         # d/de of FID at weights 1 + e (n e_i - 1): d mu = c_i, d S = n/(n-1) c_i c_i^T - S
-        inf = (2 * (c @ diff) + n / (n - 1) * (sq - q) - (tr_gen - tr_sqrt)).numpy()
+        inf = (2 * (c @ diff) + n / (n - 1) * (sq - q) - (tr_gen - tr_sqrt)).cpu().numpy()
         evaluated = int(inf.shape[0])
     return _FidParts(mean_term + trace_term, mean_term, trace_term, clamped, route, inf, evaluated)
 
@@ -297,7 +307,7 @@ def _bootstrap_values(f: torch.Tensor, r: GaussianStats, fac: PsdFactor, replica
     vals = []
     for _ in range(int(replicates)):
         idx = torch.randint(0, n, (n,), generator=gen)
-        w = torch.bincount(idx, minlength=n).to(torch.float64)
+        w = torch.bincount(idx, minlength=n).to(device=f.device, dtype=torch.float64)
         a = (w @ c) / n  # mu* - mu
         diff = mu + a - r.mean
         tr_gen = (float(w @ sq) - n * float(a @ a)) / (n - 1)
@@ -326,9 +336,13 @@ def fid_from_features(
     name: str = "fid",
     stats_gen=None,
     interval: str | None = "delta",
+    device: str | torch.device | None = None,
     **mv_kwargs,
 ) -> MetricValue:
     """FID of generated features (N, d) against reference statistics, with an interval over generated sets.
+
+    ``device`` (default the CPU): where the float64 linear algebra runs (factorisation,
+    eigendecomposition, products); the value is the same to round-off.
 
     ``interval`` (the reference statistics are held fixed in all of them):
 
@@ -373,6 +387,7 @@ def fid_from_features(
         if f.shape[0] > f.shape[1] and sg.cov.shape == (f.shape[1], f.shape[1]):
             cov_gen = sg.cov  # the primal route takes M = F^T S F from it: no n x d^2 product for the value
     _check_pair(r.mean, r.cov, f.mean(0))
+    f, r, cov_gen = _on_device(f, r, cov_gen, device)
     method = "bootstrap" if bootstrap and bootstrap > 1 else (interval or "none")
     if method not in ("delta", "bootstrap", "none"):
         raise DataError(f"FID interval must be 'delta', 'bootstrap' or None, got {interval!r}")
@@ -417,6 +432,7 @@ def fid_infinity(
     seed: int = 0,
     level: float = 0.95,
     name: str = "fid_inf",
+    device: str | torch.device | None = None,
     **mv_kwargs,
 ) -> MetricValue:
     """FID-infinity (Chong & Forsyth 2020): extrapolate FID(N) linearly in 1/N to N -> infinity.
@@ -457,6 +473,7 @@ def fid_infinity(
             + ("" if num_points >= 3 else f"; and num_points >= 3, got {num_points}")
         )
     sizes = np.linspace(lo, n, num_points).astype(int)
+    f, r, _ = _on_device(f, r, None, device)
     fac_r = factor_psd(r.cov)
     x = 1.0 / sizes.astype(np.float64)
     design = np.stack([np.ones_like(x), x], 1)

@@ -220,7 +220,7 @@ def _spec(name: str, hib: bool, unit: str, label: str, tol: Tolerance) -> Metric
 for _g in (
     MetricGroup("fid", (_spec("fid", False, "", "FID", Tolerance(rel=0.05, unc=2.0)),
                         _spec("fid_inf", False, "", "FID-inf", Tolerance(rel=0.05, unc=2.0))),
-                _A + "fid", _fid_needs, _BOTH, _IMG, _IMG, options=("fid_interval", "fid_bootstrap", "fid_inf"),
+                _A + "fid", _fid_needs, _BOTH, _IMG, _IMG, options=("fid_interval", "fid_bootstrap", "fid_inf", "fid_device"),
                 description="Frechet distance of the extractor's features (fid_inf with --fid-inf)"),
     MetricGroup("kid", (_spec("kid", False, "", "KID", Tolerance(abs=5e-4, rel=0.10, unc=2.0)),),
                 _A + "kid", frozenset({"features", "reference_features"}), _BOTH, _IMG, _IMG,
