@@ -53,7 +53,7 @@ PRESETS: dict[str, dict] = {
     "ring8-vanilla": {
         "dataset": "ring8",
         **_pacgan(1, **CPU_2D_TRAIN),
-        "description": "GAN without packing (m = 1), same networks and schedule as ring8 (about 170 CPU-s on one thread)",
+        "description": "GAN without packing (m = 1), same networks and schedule as ring8 (about 150 CPU-s on one thread)",
     },
     "ring8-published": {
         "dataset": "ring8",
@@ -75,7 +75,7 @@ PRESETS: dict[str, dict] = {
     "grid25-vanilla": {
         "dataset": "grid25",
         **_pacgan(1, **CPU_2D_TRAIN),
-        "description": "GAN without packing (m = 1), same networks and schedule as grid25 (about 170 CPU-s on one thread)",
+        "description": "GAN without packing (m = 1), same networks and schedule as grid25 (about 150 CPU-s on one thread)",
     },
     "grid25-published": {
         "dataset": "grid25",
