@@ -24,7 +24,10 @@ import torch
 from PIL import Image
 
 from dgmbench.cli import build_parser
-from dgmbench.results import MetricValue, Record
+from dgmbench.cli import main as cli_main
+from dgmbench.report.published import PUBLISHED, published_rows
+from dgmbench.report.summary import summarize
+from dgmbench.results import MetricValue, Record, load_records
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(
@@ -586,3 +589,21 @@ def test_per_seed_notes_of_one_row_share_a_line():
     line = next(x for x in md.splitlines() if x.startswith("- KDE"))
     assert line.endswith("gan (per seed): the chosen bandwidth 0.263 is at the edge; the chosen bandwidth 0.265 is at the edge")
     assert sum(x.startswith("- KDE") for x in md.splitlines()) == 1
+
+
+def test_published_vs_measured_section_on_the_2d_benchmarks(tmp_path):
+    """ring8: PacGAN's published rows beside the measured gan row, whose mean is recomputed here
+    from the committed records; the HTML and Markdown reports carry the section, image tables do not."""
+    records = load_records(os.path.join(os.path.dirname(__file__), "..", "leaderboards", "ring8.jsonl"))
+    rows = published_rows("ring8", summarize(records))
+    assert [r[1] for r in rows[:3]] == ["GAN", "PacGAN2", "GAN"] and rows[1][2] == "7.9 ± 0.1"
+    measured = [r for r in rows if r[0].startswith("measured here")]
+    assert len(measured) == 1 and measured[0][1].startswith("gan")
+    modes = [r.value("modes_captured") for r in records if r.family == "gan" and r.value("modes_captured") is not None]
+    assert measured[0][0] == f"measured here ({len(modes)} seeds)"
+    assert measured[0][2].startswith(f"{np.mean(modes):.3g} ± ")
+    assert published_rows("digits", summarize(records)) == [] and "digits" not in PUBLISHED
+    out = tmp_path / "rep"
+    assert cli_main(["report", "--records", os.path.join(os.path.dirname(__file__), "..", "leaderboards", "ring8.jsonl"),
+                     "--out", str(out), "--name", "r8"]) == 0
+    assert "Published vs measured" in (out / "r8.html").read_text() and "PacGAN2" in (out / "r8.md").read_text()
