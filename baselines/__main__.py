@@ -1,5 +1,6 @@
 """``python -m baselines train FAMILY --preset NAME [--checkpoint PATH] [--seed S]``;
-``python -m baselines eval CHECKPOINT [--split test] [--k K]`` (NLL and bits/dim with their kind)."""
+``python -m baselines eval CHECKPOINT [--split test] [--k K]`` (NLL and bits/dim with their kind);
+``python -m baselines strip CHECKPOINT OUT`` (a finished model without its optimiser state)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,18 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--k", type=int, help="importance samples (VAE IWAE-k) or dequantisation draws (flow)")
     e.add_argument("--n", type=int, help="evaluate on the first N items of the split")
     e.add_argument("--batch-size", type=int, default=256)
+    s = sub.add_parser("strip", help="copy a finished checkpoint without its optimiser state (for distribution; "
+                                      "evaluation and table --adopt read it, training cannot resume from it)")
+    s.add_argument("checkpoint")
+    s.add_argument("out")
     args = p.parse_args(argv)
     try:
+        if args.cmd == "strip":
+            from .checkpoint import strip_optimizer_state
+
+            before, after = strip_optimizer_state(args.checkpoint, args.out)
+            print(f"{args.out}: {after / 1e6:.1f} MB ({args.checkpoint}: {before / 1e6:.1f} MB)")
+            return 0
         if args.cmd == "list":
             from .registry import FAMILIES, family_module
 

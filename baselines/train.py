@@ -185,8 +185,16 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         if self.ema and state.get("ema"):
             self.ema.shadow.load_state_dict(state["ema"])
-        for k, o in self.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
+        opt_states = state.get("optimizers") or {}
+        if opt_states:
+            for k, o in self.optimizers.items():
+                o.load_state_dict(opt_states[k])
+        elif int(state["step"]) < self.cfg.steps:
+            from dgmbench.errors import ModelError
+
+            raise ModelError(f"{self.checkpoint} holds no optimiser state (a finished model stripped with "
+                             f"`python -m baselines strip`): it cannot resume training from step {state['step']} "
+                             f"to {self.cfg.steps}; delete it to train from scratch")
         torch.set_rng_state(state["rng"]["torch"])
         self.data_gen.set_state(state["rng"]["data"])
         if state["rng"].get("cuda") is not None and torch.cuda.is_available():

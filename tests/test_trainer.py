@@ -20,10 +20,17 @@ import pytest
 import torch
 from torch import nn
 
+from baselines.__main__ import main as baselines_main
 from baselines.base import BaselineModel
-from baselines.checkpoint import FORMAT_VERSION, load_baseline, read_checkpoint, save_checkpoint
+from baselines.checkpoint import (
+    FORMAT_VERSION,
+    load_baseline,
+    read_checkpoint,
+    save_checkpoint,
+    strip_optimizer_state,
+)
 from baselines.registry import FAMILIES
-from baselines.train import TrainConfig, Trainer
+from baselines.train import TrainConfig, Trainer, train_preset
 from dgmbench.data import DataSplit
 from dgmbench.errors import ModelError, UsageError
 
@@ -359,3 +366,27 @@ def test_cli_reports_unknown_family_with_usage_exit_code(capsys):
 
     assert main(["train", "nosuch", "--preset", "digits"]) == 2
     assert "unknown family 'nosuch'" in capsys.readouterr().err
+
+
+def test_stripped_checkpoint_evaluates_and_adopts_but_does_not_resume(tmp_path):
+    """`python -m baselines strip`: a finished model without optimiser state (smaller) loads with the same
+    weights and a finished run 'resumes' to itself; a longer run from it and stripping an unfinished
+    checkpoint are one-line ModelErrors."""
+    ckpt, out = str(tmp_path / "flow.pt"), str(tmp_path / "flow-stripped.pt")
+    train_preset("flow", "ring8-tiny", checkpoint=ckpt, progress=False, overrides={"train": {"steps": 30}})
+    assert baselines_main(["strip", ckpt, out]) == 0
+    assert os.path.getsize(out) < 0.6 * os.path.getsize(ckpt)
+    full, stripped = read_checkpoint(ckpt), read_checkpoint(out)
+    assert stripped["optimizers"] == {} and stripped["step"] == full["step"] == 30
+    assert all(torch.equal(full["model"][k], stripped["model"][k]) for k in full["model"])
+    a, b = load_baseline(ckpt), load_baseline(out)
+    x = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a.log_likelihood(x)[0], b.log_likelihood(x)[0])
+    res = train_preset("flow", "ring8-tiny", checkpoint=out, progress=False, overrides={"train": {"steps": 30}})
+    assert res.step == 30  # finished: nothing to resume
+    with pytest.raises(ModelError, match="holds no optimiser state .* cannot resume training from step 30 to 40"):
+        train_preset("flow", "ring8-tiny", checkpoint=out, progress=False, overrides={"train": {"steps": 40}})
+    half = dict(full, step=10)
+    save_checkpoint(str(tmp_path / "half.pt"), {k: v for k, v in half.items() if k not in ("format", "version")})
+    with pytest.raises(ModelError, match="stopped at step 10 of 30"):
+        strip_optimizer_state(str(tmp_path / "half.pt"), str(tmp_path / "x.pt"))
