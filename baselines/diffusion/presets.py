@@ -59,7 +59,7 @@ PRESETS: dict[str, dict] = {
         "dataset": "mnist",
         "model": {"net": _MNIST_NET, "T": 1000, "schedule": "linear", "sampling": _DDIM100},
         "train": {"steps": 4000, "batch_size": 64, "lr": 1e-3, "ema_decay": 0.995, "ckpt_every": 500, "log_every": 50},
-        "description": "CPU: U-Net 32ch (28->14->7, attention at 7x7), T=1000; DDIM-100 sampler; 51 CPU-minutes on one thread (3,063 CPU-s)",
+        "description": "CPU: U-Net 32ch (28->14->7, attention at 7x7), T=1000; DDIM-100 sampler; 51-62 CPU-minutes on one thread (3,063 and 3,697 CPU-s measured)",
     },
     "mnist-cond": {
         "dataset": "mnist",
