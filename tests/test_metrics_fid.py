@@ -317,6 +317,15 @@ def test_fid_infinity_sampling_std_is_the_between_set_spread():
     assert sampling > np.mean([fid_from_features(f, ref).std for f in feats[:20]])
 
 
+def test_fid_infinity_reuses_fids_delta_std():
+    # the harness passes FID's delta std (mean IF^2 = n std^2) instead of a second eigendecomposition
+    feats, ref, _ = _two_gaussian_sets(16, 1200, 1)
+    own = fid_infinity(feats[0], ref, seed=3)
+    given = fid_infinity(feats[0], ref, seed=3, fid_delta_std=fid_from_features(feats[0], ref, seed=3).std)
+    assert given.extra["sampling_std"] == pytest.approx(own.extra["sampling_std"], rel=1e-9)
+    assert (given.value, given.ci_low, given.ci_high) == pytest.approx((own.value, own.ci_low, own.ci_high), rel=1e-9)
+
+
 @pytest.mark.parametrize("d,n", [(8, 1000), (32, 1000)])
 def test_fid_infinity_interval_coverage_simulation(d, n):
     # the 95% interval should contain the population Frechet distance (closed form) in about
@@ -350,10 +359,10 @@ def test_bad_input():
         stats_from_features(torch.zeros(1, 3))
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a GPU"))])
-def test_linear_algebra_on_a_device_gives_the_same_values(device):
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (on the CPU the device path is the default)")
+def test_linear_algebra_on_a_device_gives_the_same_values():
     # n < d (the n x n route), n > d (the d x d route) and FID-inf: the device path against the CPU default
+    device = "cuda"
     d = 24
     mix = torch.randn(d, d, generator=torch.Generator().manual_seed(2), dtype=torch.float64) / d**0.5
     ref = (torch.zeros(d, dtype=torch.float64), mix.T @ mix + 0.1 * torch.eye(d, dtype=torch.float64))

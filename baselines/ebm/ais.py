@@ -10,8 +10,8 @@ expectation, by Jensen) and its standard error, the larger of the delta method o
 ``std(w) / (sqrt(n) mean(w))``, and the spread of logmeanexp under a log-normal fit of the
 weights (:func:`log_z_from_log_weights`). The delta method alone understates the error when a
 few chains carry the weight (effective sample size of a few: 2.2x at ESS 8 of 256, 3.6x at
-ESS 4, log-normal weights), because the largest weights are rarely drawn. The MALA step size is adapted between temperatures
-towards an acceptance rate of about 0.6 from the previous temperature's acceptance
+ESS 4, log-normal weights), because the largest weights are rarely drawn. The MALA step size
+is adapted between temperatures towards an acceptance rate of about 0.6 from the previous temperature's acceptance
 (shared by all chains).
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -58,8 +58,9 @@ def log_z_from_log_weights(log_w: torch.Tensor) -> LogZEstimate:
     ``stderr_delta = std(w) / (sqrt(n) mean(w))``; ``stderr_lognormal``: standard deviation of
     logmeanexp over ``LOGNORMAL_REPLICATES`` sets of n draws from N(0, s^2), s = the 84th
     percentile of log w minus its median (the right tail is what logmeanexp feels; AIS log
-    weights often have a long left tail that std(log w) would count; seeded, so deterministic), and ``bias_lognormal`` their mean minus s^2 / 2 (the log-normal
-    log E[w]). ``stderr`` is the larger of the two. Fields other than these are left for the caller.
+    weights often have a long left tail that std(log w) would count; seeded, so deterministic),
+    and ``bias_lognormal`` their mean minus s^2 / 2 (the log-normal log E[w]). ``stderr`` is the
+    larger of the two. ``n_steps`` and ``acceptance`` are left 0 and NaN for the caller to set.
     """
     lw = log_w.detach().double().cpu()
     n = int(lw.numel())
@@ -159,6 +160,4 @@ def ais_log_z(energy: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, 
             acc_count += 1
             h *= 1.1 if rate > 0.6 else 0.9
         e_x = energy(x)
-    est = log_z_from_log_weights(log_w)
-    est.n_steps, est.acceptance = n_steps, acc_total / max(acc_count, 1)
-    return est
+    return replace(log_z_from_log_weights(log_w), n_steps=n_steps, acceptance=acc_total / max(acc_count, 1))

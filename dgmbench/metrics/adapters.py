@@ -56,8 +56,9 @@ def fid(ctx: MetricContext) -> list[MetricValue]:
     out = [mv]
     if o.fid_inf:
         try:
+            delta_std = mv.std if mv.extra.get("interval", "").startswith("delta") else None  # its influence
             out.append(fid_infinity(ctx.features[fo], ref_stats, seed=ctx.seed, device=linalg_device,
-                                    **ctx.prov(ext)))
+                                    fid_delta_std=delta_std, **ctx.prov(ext)))
         except DataError as e:  # too few samples for subsets of >= 2.4 d: say so instead of failing the run
             out.append(MetricValue(name="fid_inf", value=None, n=ctx.n, note=str(e), **ctx.prov(ext)))
     return out

@@ -433,6 +433,7 @@ def fid_infinity(
     level: float = 0.95,
     name: str = "fid_inf",
     device: str | torch.device | None = None,
+    fid_delta_std: float | None = None,
     **mv_kwargs,
 ) -> MetricValue:
     """FID-infinity (Chong & Forsyth 2020): extrapolate FID(N) linearly in 1/N to N -> infinity.
@@ -454,7 +455,9 @@ def fid_infinity(
     of FID-inf to within 5%. The extrapolation is also biased low when n is only a few times d
     (FID(N) is not linear in 1/N there), so ``std`` adds the model error
     |quadratic-fit intercept - linear-fit intercept| in quadrature, and the interval is
-    value +- z std. Measured coverage of the population Frechet distance (95% intervals,
+    value +- z std. ``fid_delta_std``: the delta std of FID on the same features and ``seed``
+    (:func:`fid_from_features`' default interval; mean IF^2 = n std^2), when the caller already
+    has it, saves the one eigendecomposition with eigenvectors. Measured coverage of the population Frechet distance (95% intervals,
     tests/test_metrics_fid.py and docs/metrics.md): 0.96-0.985 for d = 8..64, n = 400..3,000.
     A negative value is kept (the quantity is an extrapolation) with a note.
     """
@@ -477,7 +480,8 @@ def fid_infinity(
     fac_r = factor_psd(r.cov)
     x = 1.0 / sizes.astype(np.float64)
     design = np.stack([np.ones_like(x), x], 1)
-    weights = np.linalg.pinv(design)[0]  # intercept = weights @ FIDs
+    solve = np.linalg.pinv(design)  # least squares: (intercept, slope) = solve @ FIDs
+    weights = solve[0]
     gen = torch.Generator().manual_seed(int(seed))
     vals, c = [], np.zeros(n)
     for m, w in zip(sizes, weights):
@@ -485,13 +489,17 @@ def fid_infinity(
         vals.append(_fid_parts(f[idx], r, fac_r, influence=False).value)
         c[idx.numpy()] += w / m
     y = np.asarray(vals)
-    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    coef = solve @ y
     intercept, slope = float(coef[0]), float(coef[1])
     resid = y - design @ coef
     se = float(np.sqrt(float(resid @ resid) / (len(x) - 2) * np.linalg.inv(design.T @ design)[0, 0]))
     quad = float(np.polyfit(x, y, 2)[-1])  # intercept of a quadratic in 1/N: curvature the line ignores
-    full = _fid_parts(f, r, fac_r, influence=True, seed=seed)
-    sampling_std = float(np.sqrt(np.mean(full.influence**2) * np.sum(c**2)))
+    if fid_delta_std is None:
+        full = _fid_parts(f, r, fac_r, influence=True, seed=seed)
+        mean_sq_influence, evaluated = float(np.mean(full.influence**2)), full.influence_samples
+    else:
+        mean_sq_influence, evaluated = n * float(fid_delta_std) ** 2, None
+    sampling_std = float(np.sqrt(mean_sq_influence * np.sum(c**2)))
     model_error = abs(quad - intercept)
     std = float(np.hypot(sampling_std, model_error))
     z = z_value(level)
@@ -504,7 +512,7 @@ def fid_infinity(
                        extra={"slope": slope, "sizes": sizes.tolist(), "fids": vals, "min_size": lo, "ci_level": level,
                               "method": "linear fit of FID(N) in 1/N (Chong & Forsyth 2020)",
                               "sampling_std": sampling_std, "model_error": model_error, "ols_se": se,
-                              "quadratic_intercept": quad, "influence_samples": full.influence_samples,
+                              "quadratic_intercept": quad, "influence_samples": evaluated,
                               "interval": "value +- z std, std = hypot(delta-method sampling std of the intercept, "
                                           "|quadratic - linear intercept|); reference fixed"},
                        **mv_kwargs)
