@@ -7,6 +7,7 @@ VisionTransformer carrying the same weights). Nothing is downloaded (DGMBENCH_OF
 from __future__ import annotations
 
 import hashlib
+import socket
 from functools import partial
 
 import pytest
@@ -37,6 +38,17 @@ def offline(tmp_path, monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
+    # and below every library (requests, http.client, a urlopen imported by name): no outgoing connection
+    # except to this machine
+    real_connect = socket.socket.connect
+
+    def local_only(sock, address, *a, **k):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and host not in ("127.0.0.1", "::1", "localhost") and not host.startswith("/"):
+            pytest.fail(f"a test tried to connect to {host}")
+        return real_connect(sock, address, *a, **k)
+
+    monkeypatch.setattr(socket.socket, "connect", local_only)
 
 
 def _tiny_checkpoint(path, ffn: str, seed: int = 0):
