@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import glob
 import os
 
@@ -21,8 +22,6 @@ examples:
 
 
 def add_parser(sub) -> None:
-    import argparse
-
     p = sub.add_parser("report", help=HELP, description=HELP, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", help="comma-separated leaderboard names in --leaderboards (default: all found)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import shlex
 
 from ..cli import print_json
@@ -37,8 +38,6 @@ def _csv(s: str | None) -> list[str] | None:
 
 
 def add_parser(sub) -> None:
-    import argparse
-
     p = sub.add_parser("table", help=HELP, description=HELP, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="digits", help="dataset name (default: digits)")

@@ -17,6 +17,8 @@ import shutil
 import sys
 from typing import Any
 
+import torch
+
 from baselines import checkpoint as baseline_checkpoint
 from baselines.registry import family_module
 from baselines.train import TrainConfig
@@ -31,9 +33,6 @@ IGNORED_TRAIN_KEYS = ("ckpt_every", "log_every", "device")
 def model_config(state: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     """The config a model built from the preset holds (families fill in their defaults), as the
     trainer compares it on resume."""
-    import torch
-
-
     mcfg = spec.get("model", {})
     shape = tuple(state.get("data_shape") or ())
     if not shape:
@@ -49,7 +48,6 @@ def model_config(state: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
 
 def train_differences(state: dict[str, Any], spec: dict[str, Any], seed: int) -> list[str]:
     """What differs between a checkpoint and the (preset ``spec``, ``seed``) a table job trains."""
-
     diffs = []
     if state.get("dataset") != spec.get("dataset"):
         diffs.append(f"dataset {state.get('dataset')!r} != {spec.get('dataset')!r}")
@@ -74,8 +72,6 @@ def adopt_checkpoints(paths: list[str], jobs: list[Any], log: Any, preset: str) 
     that job's preset is a :class:`UsageError` naming it. Returns ``{job key: source path}``
     for the checkpoints copied (a job that already has a finished model keeps it).
     """
-
-
     adopted: dict[str, str] = {}
     for path in paths:
         if not os.path.isfile(path):

@@ -33,10 +33,13 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 # baselines' functions are called through their modules, so a test that patches them (the report test's
 # no-model-loads guard, the trainer spy) patches what the runner calls
@@ -317,8 +320,6 @@ def torch_threads(n: int | None):
         return
     if n < 1:
         raise UsageError(f"--threads must be at least 1, got {n}")
-    import torch
-
     prev = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -480,9 +481,6 @@ def _dataset_modes(cfg: TableConfig) -> Any:
 def _load_model(job: Job, cfg: TableConfig) -> Any:
     """The job's model from its checkpoint (EMA weights when present) on ``cfg.device``, with the
     family's ``--sampling`` options applied."""
-    import warnings
-
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a diverged checkpoint warns; the table reports it instead
         model = baseline_checkpoint.load_baseline(job.checkpoint, device=None if cfg.device == "auto" else cfg.device)
@@ -594,8 +592,6 @@ def real_data_subset(dataset: str, n: int) -> tuple[Any, str]:
     so the Parzen estimate of the real row is not fitted on its own validation points. Returns
     (tensor (n, ...), description); fewer than ``n`` + skip items: the first ``n`` of the permutation,
     and the description says that they overlap KDE's validation items."""
-    import torch
-
     tr = get_dataset(dataset, "train")
     total = len(tr)
     if total < 2:
