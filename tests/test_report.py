@@ -596,7 +596,8 @@ def test_published_vs_measured_section_on_the_2d_benchmarks(tmp_path):
     from the committed records; the HTML and Markdown reports carry the section, image tables do not."""
     records = load_records(os.path.join(os.path.dirname(__file__), "..", "leaderboards", "ring8.jsonl"))
     rows = published_rows("ring8", summarize(records))
-    assert [r[1] for r in rows[:3]] == ["GAN", "PacGAN2", "GAN"] and rows[1][2] == "7.9 ± 0.1"
+    assert [r[1] for r in rows[:3]] == ["GAN", "PacGAN2", "GAN"] and rows[1][2] == "7.9 ± 0.1 (s.e.)"
+    assert rows[2][2:4] == ["1", "0.993"]  # VEEGAN's single values carry no spread
     measured = [r for r in rows if r[0].startswith("measured here")]
     assert len(measured) == 1 and measured[0][1].startswith("gan")
     modes = [r.value("modes_captured") for r in records if r.family == "gan" and r.value("modes_captured") is not None]
