@@ -391,8 +391,7 @@ def build_markdown(sections: list[DatasetSection], *, title: str = "dgmbench rep
         rows = comparison_table(s.summaries, s.kind)
         out += ["", "### Comparison", "", comparison_markdown(rows, s.kind), "",
                 "### Textbook vs measured", "", textbook_markdown(rows, s.name), "",
-                *((["### Published vs measured", "", PUBLISHED_NOTE, "", pub, ""])
-                  if (pub := published_markdown(s.dataset, s.summaries)) else []),
+                *published_markdown(s.dataset, s.summaries, heading="###"),
                 "### Metrics", "", METRICS_NOTE, *real_data_lines(s.records), "", metrics_markdown(s.summaries, s.kind),
                 ""]
         name = DENSITY_METRIC[s.kind]

@@ -20,7 +20,7 @@ from ..metrics.registry import METRICS, REPORT_TABLES, metric_section
 from ..results import TAIL_MAD_FACTOR, TAIL_REL_FLOOR, Record, atomic_write_text
 from ..sampling import format_sampling_options
 from .comparison import comparison_markdown, comparison_table, fmt
-from .published import PUBLISHED_NOTE, published_markdown
+from .published import published_markdown
 from .summary import ModelSummary, dataset_kind, record_order, summarize, table_info
 from .textbook import textbook_markdown
 
@@ -333,9 +333,7 @@ def leaderboard_markdown(records: list[Record], meta: LeaderboardMeta) -> str:
     rows = comparison_table(summaries, kind)
     out += ["## Comparison", "", comparison_markdown(rows, kind), ""]
     out += ["## Textbook vs measured", "", textbook_markdown(rows, meta.name), ""]
-    pub = published_markdown(meta.dataset, summaries)
-    if pub:
-        out += ["## Published vs measured", "", PUBLISHED_NOTE, "", pub, ""]
+    out += published_markdown(meta.dataset, summaries)
     if meta.missing:
         out += ["## Not in this table", ""]
         out += [f"- {fam}: {why}" for fam, why in meta.missing.items()]

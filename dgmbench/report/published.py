@@ -85,12 +85,12 @@ def published_rows(dataset: str, summaries: list[ModelSummary]) -> list[list[str
     return rows
 
 
-def published_markdown(dataset: str, summaries: list[ModelSummary]) -> str | None:
-    """The rows of :func:`published_rows` as a Markdown table, or None when nothing is published."""
+def published_markdown(dataset: str, summaries: list[ModelSummary], heading: str = "##") -> list[str]:
+    """The "Published vs measured" section in Markdown (``heading`` level, the note, the rows of
+    :func:`published_rows` as a table, a blank line), or [] when nothing is published."""
     rows = published_rows(dataset, summaries)
     if not rows:
-        return None
+        return []
     head = ["source", "model", *MODE_HEADERS]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+    table = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+    return [f"{heading} Published vs measured", "", PUBLISHED_NOTE, "", *table, ""]
