@@ -40,15 +40,26 @@ def offline(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
     # and below every library (requests, http.client, a urlopen imported by name): no outgoing connection
     # except to this machine
-    real_connect = socket.socket.connect
+    local = ("127.0.0.1", "::1", "localhost")
 
-    def local_only(sock, address, *a, **k):
-        host = address[0] if isinstance(address, tuple) else address
-        if isinstance(host, str) and host not in ("127.0.0.1", "::1", "localhost") and not host.startswith("/"):
-            pytest.fail(f"a test tried to connect to {host}")
-        return real_connect(sock, address, *a, **k)
+    def local_only(real):
+        def guarded(sock, address, *a, **k):
+            host = address[0] if isinstance(address, tuple) else address
+            if isinstance(host, str) and host not in local and not host.startswith("/"):
+                pytest.fail(f"a test tried to connect to {host}")
+            return real(sock, address, *a, **k)
+        return guarded
 
-    monkeypatch.setattr(socket.socket, "connect", local_only)
+    def resolve_local_only(real):
+        def guarded(host, *a, **k):  # a name lookup is already a network request (DNS)
+            if host not in (None, *local) and not (isinstance(host, bytes) and host.decode() in local):
+                pytest.fail(f"a test tried to resolve {host!r}")
+            return real(host, *a, **k)
+        return guarded
+
+    monkeypatch.setattr(socket.socket, "connect", local_only(socket.socket.connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", local_only(socket.socket.connect_ex))
+    monkeypatch.setattr(socket, "getaddrinfo", resolve_local_only(socket.getaddrinfo))
 
 
 def _tiny_checkpoint(path, ffn: str, seed: int = 0):
