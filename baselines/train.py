@@ -30,6 +30,7 @@ import torch
 
 from dgmbench.data import DataSplit, get_dataset
 from dgmbench.devices import resolve_device
+from dgmbench.errors import ModelError
 
 from .base import BaselineModel
 from .checkpoint import read_checkpoint, save_checkpoint
@@ -179,8 +180,6 @@ class Trainer:
             return False
         state = read_checkpoint(self.checkpoint, family=self.family)
         if state["config"] != self.model.config:
-            from dgmbench.errors import ModelError
-
             raise ModelError(f"{self.checkpoint} was trained with a different model config; delete it or pick another path")
         self.model.load_state_dict(state["model"])
         if self.ema and state.get("ema"):
@@ -190,8 +189,6 @@ class Trainer:
             for k, o in self.optimizers.items():
                 o.load_state_dict(opt_states[k])
         elif int(state["step"]) < self.cfg.steps:
-            from dgmbench.errors import ModelError
-
             raise ModelError(f"{self.checkpoint} holds no optimiser state (a finished model stripped with "
                              f"`python -m baselines strip`): it cannot resume training from step {state['step']} "
                              f"to {self.cfg.steps}; delete it to train from scratch")
