@@ -30,10 +30,48 @@ import torch
 
 from dgmbench.data import DataSplit, get_dataset
 from dgmbench.devices import resolve_device
-from dgmbench.errors import ModelError
+from dgmbench.errors import ModelError, UsageError
 
 from .base import BaselineModel
 from .checkpoint import read_checkpoint, save_checkpoint
+
+STAGE_KEYS = ("steps", "lr", "betas", "lr_decay")
+
+
+def _check_stage(i: int, stage: dict[str, Any]) -> dict[str, Any]:
+    """A copy of schedule stage ``i`` with its keys checked (UsageError names the problem)."""
+    if not isinstance(stage, dict):
+        raise UsageError(f"stage {i} must be a dict of {list(STAGE_KEYS)}, got {stage!r}")
+    unknown = set(stage) - set(STAGE_KEYS)
+    if unknown:
+        raise UsageError(f"stage {i}: unknown settings {sorted(unknown)}; known: {list(STAGE_KEYS)}")
+    if not isinstance(stage.get("steps"), int) or stage["steps"] < 1:
+        raise UsageError(f"stage {i}: steps must be a positive integer, got {stage.get('steps')!r}")
+    if stage.get("lr_decay", "none") not in ("none", "cosine"):
+        raise UsageError(f"stage {i}: lr_decay must be 'none' or 'cosine', not {stage['lr_decay']!r}")
+    out = dict(stage)
+    if "betas" in out:
+        out["betas"] = tuple(out["betas"])
+    return out
+
+
+def _fit_stages(stages: list[dict[str, Any]], steps: int) -> list[dict[str, Any]]:
+    """``stages`` with their lengths rescaled in proportion to sum to ``steps`` (unchanged when they do)."""
+    if not stages:
+        raise UsageError("stages must hold at least one stage")
+    total = sum(st["steps"] for st in stages)
+    if total == steps:
+        return stages
+    if steps < len(stages):
+        raise UsageError(f"steps = {steps} cannot be split into {len(stages)} stages")
+    ends = [round(steps * sum(st["steps"] for st in stages[:i + 1]) / total) for i in range(len(stages))]
+    out, start = [], 0
+    for st, end in zip(stages, ends):
+        end = max(end, start + 1)
+        out.append({**st, "steps": end - start})
+        start = end
+    out[-1]["steps"] += steps - start
+    return out
 
 
 @dataclass
@@ -53,6 +91,12 @@ class TrainConfig:
     device: str = "auto"
     warmup_steps: int = 0  # linear learning-rate warm-up from lr / warmup_steps to lr
     lr_decay: str = "none"  # "none" or "cosine" (to 0 at ``steps``, after warm-up)
+    # Piecewise schedule: consecutive stages {"steps": n, "lr": x, "betas": (b1, b2), "lr_decay": "none" |
+    # "cosine"} whose steps sum to ``steps`` (another ``steps``, e.g. --steps, rescales them in proportion);
+    # a stage's missing keys take the values above (lr_decay: "none").
+    # Within a stage, lr_decay "cosine" goes from the stage's lr to 0 at its end; optimiser state carries over.
+    # Every optimiser's lr is scaled by stage lr / ``lr`` (so ``extra`` lr_g / lr_d keep their ratio).
+    stages: list[dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -60,20 +104,37 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
-            from dgmbench.errors import UsageError
-
             raise UsageError(f"unknown train settings {sorted(unknown)}; known: {sorted(known)}")
         d = dict(d)
         if "betas" in d:
             d["betas"] = tuple(d["betas"])
         if d.get("lr_decay", "none") not in ("none", "cosine"):
-            from dgmbench.errors import UsageError
-
             raise UsageError(f"lr_decay must be 'none' or 'cosine', not {d['lr_decay']!r}")
+        if d.get("stages") is not None:
+            d["stages"] = _fit_stages([_check_stage(i, st) for i, st in enumerate(d["stages"])],
+                                      d.get("steps", cls.steps))
+            if d.get("warmup_steps") or d.get("lr_decay", "none") != "none":
+                raise UsageError("stages replace warmup_steps and lr_decay; set lr_decay inside each stage")
         return cls(**d)
+
+    def stage_at(self, step: int) -> tuple[dict[str, Any], int, int]:
+        """The stage that optimisation step ``step`` (0-based) belongs to, its first step and its length."""
+        start = 0
+        for st in self.stages or []:
+            if step < start + st["steps"]:
+                return st, start, st["steps"]
+            start += st["steps"]
+        last = (self.stages or [{}])[-1]
+        return last, start - last.get("steps", 0), last.get("steps", 0)
 
     def lr_factor(self, step: int) -> float:
         """Multiplier of ``lr`` for optimisation step ``step`` (0-based)."""
+        if self.stages:
+            st, start, span = self.stage_at(step)
+            f = st.get("lr", self.lr) / self.lr
+            if st.get("lr_decay", "none") == "cosine":
+                f *= 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - start) / max(1, span))))
+            return f
         f = 1.0
         if self.warmup_steps > 0 and step < self.warmup_steps:
             f = (step + 1) / self.warmup_steps
@@ -202,13 +263,16 @@ class Trainer:
         return True
 
     def apply_lr(self) -> None:
-        if not self.cfg.warmup_steps and self.cfg.lr_decay == "none":
+        if not self.cfg.warmup_steps and self.cfg.lr_decay == "none" and not self.cfg.stages:
             return
         factor = self.cfg.lr_factor(self.step)
+        betas = tuple(self.cfg.stage_at(self.step)[0].get("betas", self.cfg.betas)) if self.cfg.stages else None
         for opt in self.optimizers.values():
             for g in opt.param_groups:
                 g.setdefault("initial_lr", g["lr"])
                 g["lr"] = g["initial_lr"] * factor
+                if betas is not None:
+                    g["betas"] = betas
 
     # --- loop --------------------------------------------------------------------
     def batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:

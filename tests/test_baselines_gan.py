@@ -22,11 +22,14 @@ from dgmbench.protocol import GenerativeModel, likelihood_kind, load_model
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
-# The ring8 PacGAN2 preset shortened for a test: 1,500 steps (cosine from lr 1e-3 to 0) with the
-# hidden layers narrowed from 400 (G) / 200 (D) to 64 units, about 4x cheaper per step; same depth,
-# maxout pieces, batch norm, init, packing and update. Measured (seeds 0, 1, 2): 8 of 8 modes, 6-14%
-# high quality, 18-22 CPU seconds each on the loaded 2-core machine.
-SHORT_RUN = {"model": {"hidden": 64, "d_hidden": 64}, "train": {"steps": 1500, "log_every": 100}}
+# The ring8 PacGAN2 networks in a short run for a test: 1,500 steps at lr 2e-3 cosine-decayed to 0 with
+# betas (0, 0.9) (grid25's CPU schedule; ring8's two-stage 30,000-step schedule does not shorten to
+# seconds) with the hidden layers narrowed from 400 (G) / 200 (D) to 64 units, about 4x cheaper per
+# step; same depth, maxout pieces, batch norm, init, packing and update. Measured (seeds 0, 1, 2,
+# 2026-12-02): 8 of 8 modes, 49-71% high quality, 18-21 CPU seconds each on the loaded 2-core machine.
+SHORT_RUN = {"model": {"hidden": 64, "d_hidden": 64},
+             "train": {"steps": 1500, "log_every": 100, "lr": 2e-3, "betas": (0.0, 0.9), "lr_decay": "cosine",
+                       "stages": None}}
 
 
 def _tiny_cfg(**kw) -> TrainConfig:
@@ -126,9 +129,17 @@ def test_2d_presets_have_the_published_architecture(preset, pack):
     tc = spec["train"]
     assert tc["batch_size"] == 100 * pack
     assert spec["model"]["update"] == "simultaneous" and spec["model"]["loss"] == "ns"
-    # the CPU length trades only the optimiser schedule: 10,000 steps at lr 2e-3 decayed to 0 with betas (0, 0.9)
-    # (published: 400,000 at 1e-4 with betas (0.8, 0.999))
-    assert (tc["steps"], tc["lr"], tc["lr_decay"], tuple(tc["betas"])) == (10_000, 2e-3, "cosine", (0.0, 0.9))
+    # the CPU length trades only the optimiser schedule (published: 400,000 steps at 1e-4 with betas (0.8, 0.999)):
+    # ring8 keeps it for 20,000 steps, then 10,000 at 5e-4 decayed to 0 with betas (0, 0.9); grid25 takes
+    # 10,000 steps at 2e-3 decayed to 0 with betas (0, 0.9)
+    cfg = TrainConfig.from_dict(tc)
+    if preset.startswith("ring8"):
+        assert (cfg.steps, cfg.lr, tuple(cfg.betas)) == (30_000, 1e-4, (0.8, 0.999))
+        assert [(st["steps"], st.get("lr", cfg.lr), tuple(st.get("betas", cfg.betas)), st.get("lr_decay", "none"))
+                for st in cfg.stages] == [(20_000, 1e-4, (0.8, 0.999), "none"), (10_000, 5e-4, (0.0, 0.9), "cosine")]
+        assert cfg.lr * cfg.lr_factor(19_999) == 1e-4 and cfg.lr * cfg.lr_factor(20_000) == pytest.approx(5e-4)
+    else:
+        assert (cfg.steps, cfg.lr, cfg.lr_decay, tuple(cfg.betas), cfg.stages) == (10_000, 2e-3, "cosine", (0.0, 0.9), None)
     published = PRESETS[preset.split("-")[0] + "-published"]
     assert tuple(published["train"]["betas"]) == (0.8, 0.999)
     assert published["model"] == {**spec["model"], "pack": 2}
@@ -240,7 +251,7 @@ def test_short_pacgan_run_on_ring8_covers_several_modes():
     samples = res.model.sample(2500, generator=torch.Generator().manual_seed(0))
     mc = mode_coverage(samples, test.modes, test.mode_std)
     assert mc.modes_captured >= 6, mc
-    assert mc.high_quality_fraction >= 0.03, mc  # an untrained generator puts ~0 within 0.03 of a mode
+    assert mc.high_quality_fraction >= 0.2, mc  # an untrained generator puts ~0 within 0.03 of a mode (seed 0: 0.49)
     # discriminator and generator losses are logged through training (for the stability plot)
     assert {"d_loss", "g_loss", "d_real", "d_fake"} <= set(res.history[-1])
 

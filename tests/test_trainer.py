@@ -64,6 +64,7 @@ class Toy(BaselineModel):
             return {"loss": 1.0}
         logs = super().train_step(x, y, optimizers, step, cfg)
         logs["lr"] = optimizers["model"].param_groups[0]["lr"]
+        logs["beta1"] = optimizers["model"].param_groups[0]["betas"][0]
         return logs
 
     @torch.no_grad()
@@ -329,6 +330,42 @@ def test_warmup_and_cosine_schedule():
         TrainConfig.from_dict({"lr_decay": "linear"})
     with pytest.raises(UsageError, match="unknown train settings"):
         TrainConfig.from_dict({"stepz": 3})
+
+
+STAGES = [{"steps": 8}, {"steps": 12, "lr": 0.05, "betas": (0.0, 0.9), "lr_decay": "cosine"}]
+
+
+def test_stages_schedule_lr_and_betas_and_resume(tmp_path):
+    """Two stages: lr 1e-2 with betas (0.9, 0.999) for 8 steps, then lr 5e-2 with betas (0, 0.9) on a
+    cosine to 0 over 12 steps; the optimiser sees exactly those values and a resumed run follows them."""
+    cfg = TrainConfig.from_dict({"steps": 20, "lr": 1e-2, "stages": STAGES})
+    want_lr = [1e-2] * 8 + [5e-2 * 0.5 * (1 + math.cos(math.pi * k / 12)) for k in range(12)]
+    assert [1e-2 * cfg.lr_factor(s) for s in range(20)] == pytest.approx(want_lr)
+    kw = {"steps": 20, "log_every": 1, "stages": cfg.stages}
+    full = make_trainer(**kw).fit()
+    assert [h["lr"] for h in full.history] == pytest.approx(want_lr)
+    assert [h["beta1"] for h in full.history] == [0.9] * 8 + [0.0] * 12
+    ckpt = str(tmp_path / "staged.pt")
+    make_trainer(ckpt, **kw).fit(max_steps=11)  # stopped inside the second stage
+    resumed = make_trainer(ckpt, **kw).fit()
+    assert resumed.history == full.history
+    assert_same_weights(weights(resumed.model), weights(full.model))
+
+
+def test_stages_rescale_to_another_length_and_reject_bad_settings():
+    short = TrainConfig.from_dict({"steps": 10, "lr": 1e-2, "stages": STAGES})  # e.g. --steps 10
+    assert [st["steps"] for st in short.stages] == [4, 6]
+    assert short.stages[1]["lr"] == 0.05
+    with pytest.raises(UsageError, match="unknown settings"):
+        TrainConfig.from_dict({"steps": 4, "stages": [{"steps": 4, "momentum": 0.9}]})
+    with pytest.raises(UsageError, match="positive integer"):
+        TrainConfig.from_dict({"steps": 4, "stages": [{"steps": 0}, {"steps": 4}]})
+    with pytest.raises(UsageError, match="lr_decay"):
+        TrainConfig.from_dict({"steps": 4, "stages": [{"steps": 4, "lr_decay": "step"}]})
+    with pytest.raises(UsageError, match="replace warmup_steps"):
+        TrainConfig.from_dict({"steps": 4, "lr_decay": "cosine", "stages": [{"steps": 4}]})
+    with pytest.raises(UsageError, match="cannot be split"):
+        TrainConfig.from_dict({"steps": 1, "stages": STAGES})
 
 
 # --- divergence ---------------------------------------------------------------------------
