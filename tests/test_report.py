@@ -305,6 +305,9 @@ def test_error_bars_are_clipped_to_the_valid_range():
     below, above = clipped_errors(0.5, (-1.0, 2.0), "samples_per_s")
     assert 0.5 - below > 0 and above == pytest.approx(1.5)
     assert clipped_errors(3.0, None, "fid") == (0.0, 0.0)
+    # grid25: 24 +- 2.5 modes of 25 -> [21.5, 25], never above the mixture's mode count
+    assert valid_range("modes_captured", 25) == (0.0, 25.0) and valid_range("modes_captured")[1] == math.inf
+    assert clipped_errors(24.0, (21.5, 26.5), "modes_captured", 25) == pytest.approx((2.5, 1.0))
 
 
 def test_kid_is_scaled_x1000_only_on_inception_features():

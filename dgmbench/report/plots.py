@@ -11,7 +11,7 @@ grids are not drawn here: the table job draws them to files (:mod:`dgmbench.tabl
 - :func:`textbook_png`: textbook vs measured stars, one panel per comparison column.
 
 Error bars are clipped to each metric's valid range (:func:`valid_range`: FID and distances
->= 0, fractions in [0, 1], IS >= 1, speed > 0); panel titles are wrapped so that neighbouring
+>= 0, fractions in [0, 1], IS >= 1, speed > 0, modes captured at most the mixture's modes); panel titles are wrapped so that neighbouring
 titles never overlap; small values (MMD², KID) get scientific tick labels.
 """
 
@@ -65,12 +65,15 @@ def wants_log_axis(values: Sequence[float]) -> bool:
     return len(rest) >= 2 and max(vals) > OUTLIER_FACTOR * statistics.median(rest)
 
 
-def valid_range(metric: str) -> tuple[float, float]:
+def valid_range(metric: str, num_modes: int | None = None) -> tuple[float, float]:
     """The values ``metric`` can take, for clipping error bars: fractions [0, 1], IS [1, inf), speed
-    (0, inf) (a tiny positive floor), FID and other distances [0, inf); otherwise unbounded."""
+    (0, inf) (a tiny positive floor), modes captured [0, ``num_modes``] (the mixture's mode count
+    when known), FID and other distances [0, inf); otherwise unbounded."""
     spec = METRICS.get(metric)
     if spec is not None and spec.unit == "fraction":
         return (0.0, 1.0)
+    if num_modes and spec is not None and spec.unit == "modes":
+        return (0.0, float(num_modes))
     if metric == "is":
         return (1.0, math.inf)
     if metric == "samples_per_s":
@@ -80,12 +83,13 @@ def valid_range(metric: str) -> tuple[float, float]:
     return (-math.inf, math.inf)
 
 
-def clipped_errors(value: float, ci: tuple[float, float] | None, metric: str) -> tuple[float, float]:
+def clipped_errors(value: float, ci: tuple[float, float] | None, metric: str,
+                   num_modes: int | None = None) -> tuple[float, float]:
     """(below, above) error-bar lengths of ``ci`` around ``value`` with the interval clipped to the
-    metric's valid range (never negative lengths)."""
+    metric's valid range (never negative lengths; ``num_modes`` caps modes captured)."""
     if ci is None:
         return (0.0, 0.0)
-    lo_ok, hi_ok = valid_range(metric)
+    lo_ok, hi_ok = valid_range(metric, num_modes)
     lo, hi = max(ci[0], lo_ok), min(ci[1], hi_ok)
     return (max(value - lo, 0.0), max(hi - value, 0.0))
 
@@ -153,7 +157,7 @@ def metric_bars_png(summaries: Sequence[ModelSummary], metrics: Sequence[str],
             v = s.mean(m)
             if v is None:
                 continue
-            below, above = clipped_errors(v, interval(s, m), m)
+            below, above = clipped_errors(v, interval(s, m), m, s.num_modes)
             names.append(s.family)
             vals.append(k * v)
             lo.append(k * below)
