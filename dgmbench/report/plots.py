@@ -11,8 +11,8 @@ grids are not drawn here: the table job draws them to files (:mod:`dgmbench.tabl
 - :func:`textbook_png`: textbook vs measured stars, one panel per comparison column.
 
 Error bars are clipped to each metric's valid range (:func:`valid_range`: FID and distances
->= 0, fractions in [0, 1], IS >= 1, speed > 0, modes captured at most the mixture's modes); panel titles are wrapped so that neighbouring
-titles never overlap; small values (MMD², KID) get scientific tick labels.
+>= 0, fractions in [0, 1], IS >= 1, speed > 0, modes captured at most the mixture's modes);
+panel titles are wrapped so that neighbouring titles never overlap; small values (MMD², KID) get scientific tick labels.
 """
 
 from __future__ import annotations
