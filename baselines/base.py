@@ -14,6 +14,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from dgmbench.errors import UsageError
+
+
+def merge_config(config: dict[str, Any], defaults: dict[str, Any], family: str) -> dict[str, Any]:
+    """Defaults updated by ``config``; unknown keys are a UsageError naming the known ones."""
+    unknown = set(config) - set(defaults)
+    if unknown:
+        raise UsageError(f"unknown {family} model settings {sorted(unknown)}; known: {sorted(defaults)}")
+    return {**defaults, **config}
+
 
 class BaselineModel(nn.Module):
     family: str = ""

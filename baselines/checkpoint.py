@@ -30,6 +30,8 @@ import torch
 from dgmbench.errors import ModelError
 from dgmbench.results import atomic_writer, sha256_file
 
+from .registry import FAMILIES, family_module
+
 FORMAT = "dgmbench-baseline"
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -204,8 +206,6 @@ def read_if_checkpoint(path: str) -> dict[str, Any] | None:
 
 
 def build_from_state(state: dict[str, Any]):
-    from .registry import FAMILIES, family_module
-
     if state.get("family") not in FAMILIES:
         raise ModelError(f"checkpoint names an unknown baseline family {state.get('family')!r} "
                          f"(known: {', '.join(FAMILIES)})")

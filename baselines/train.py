@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from dgmbench.data import DataSplit, get_dataset
 from dgmbench.devices import resolve_device
@@ -34,8 +35,15 @@ from dgmbench.errors import ModelError, UsageError
 
 from .base import BaselineModel
 from .checkpoint import read_checkpoint, save_checkpoint
+from .registry import family_module, get_preset
 
 STAGE_KEYS = ("steps", "lr", "betas", "lr_decay")
+
+
+def _check_lr_decay(value: Any, where: str = "") -> None:
+    """UsageError unless ``value`` is a known learning-rate decay ('none' or 'cosine')."""
+    if value not in ("none", "cosine"):
+        raise UsageError(f"{where}lr_decay must be 'none' or 'cosine', not {value!r}")
 
 
 def _check_stage(i: int, stage: dict[str, Any]) -> dict[str, Any]:
@@ -47,8 +55,7 @@ def _check_stage(i: int, stage: dict[str, Any]) -> dict[str, Any]:
         raise UsageError(f"stage {i}: unknown settings {sorted(unknown)}; known: {list(STAGE_KEYS)}")
     if not isinstance(stage.get("steps"), int) or stage["steps"] < 1:
         raise UsageError(f"stage {i}: steps must be a positive integer, got {stage.get('steps')!r}")
-    if stage.get("lr_decay", "none") not in ("none", "cosine"):
-        raise UsageError(f"stage {i}: lr_decay must be 'none' or 'cosine', not {stage['lr_decay']!r}")
+    _check_lr_decay(stage.get("lr_decay", "none"), f"stage {i}: ")
     out = dict(stage)
     if "betas" in out:
         out["betas"] = tuple(out["betas"])
@@ -108,8 +115,7 @@ class TrainConfig:
         d = dict(d)
         if "betas" in d:
             d["betas"] = tuple(d["betas"])
-        if d.get("lr_decay", "none") not in ("none", "cosine"):
-            raise UsageError(f"lr_decay must be 'none' or 'cosine', not {d['lr_decay']!r}")
+        _check_lr_decay(d.get("lr_decay", "none"))
         if d.get("stages") is not None:
             d["stages"] = _fit_stages([_check_stage(i, st) for i, st in enumerate(d["stages"])],
                                       d.get("steps", cls.steps))
@@ -283,8 +289,6 @@ class Trainer:
 
     def fit(self, max_steps: int | None = None) -> TrainResult:
         """Train until ``cfg.steps`` (or stop after ``max_steps`` more steps, for tests of resume)."""
-        from tqdm.auto import tqdm
-
         t0 = time.perf_counter()
         self.try_resume()
         if self.diverged:
@@ -331,8 +335,6 @@ def train_preset(family: str, preset: str, *, checkpoint: str | None = None, see
                  overrides: dict[str, Any] | None = None, progress: bool = True, max_steps: int | None = None,
                  device: str | None = None) -> TrainResult:
     """Build a family's model from a preset and train it on the preset's dataset (train split)."""
-    from .registry import family_module, get_preset
-
     spec = get_preset(family, preset)
     tcfg = dict(spec.get("train", {}))
     tcfg.update((overrides or {}).get("train", {}))

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dgmbench.errors import UsageError
+
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Transformer sinusoidal embedding of float times ``t`` (N,) -> (N, dim)."""
@@ -202,6 +204,4 @@ def build_net(config: dict, data_shape: tuple[int, ...], num_classes: int | None
         return UNet(data_shape[0], data_shape[1], num_classes=num_classes, **kw)
     if len(data_shape) == 1:
         return MLPNet(data_shape[0], num_classes=num_classes, **kw)
-    from dgmbench.errors import UsageError
-
     raise UsageError(f"data shape {data_shape} is neither an image (C, H, W) nor points (D,)")

@@ -67,7 +67,7 @@ PRESETS: dict[str, dict] = {
                   "sampling": {**_DDIM100, "guidance": 2.0}},
         "train": {"steps": 4000, "batch_size": 64, "lr": 1e-3, "ema_decay": 0.995, "ckpt_every": 500, "log_every": 50},
         "description": "CPU: class-conditional `mnist` (same U-Net and training, label dropout 0.1), classifier-free "
-                       "guidance w=2, DDIM-100; expect about `mnist`'s 62 CPU-min on one thread (this preset not yet timed)",
+                       "guidance w=2, DDIM-100; 40 CPU-minutes on one thread (2,376 CPU-s measured)",
     },
     "mnist-gpu": {
         "dataset": "mnist",

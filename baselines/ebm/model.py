@@ -36,8 +36,9 @@ from typing import Any
 import torch
 
 from dgmbench.errors import ModelError, UsageError
+from dgmbench.units import dequantize
 
-from ..base import BaselineModel
+from ..base import BaselineModel, merge_config
 from .ais import LogZEstimate, ais_log_z
 from .nets import ConvEnergy, MLPEnergy, StridedConvEnergy
 from .sgld import sgld
@@ -83,8 +84,6 @@ class EBM(BaselineModel):
     likelihood_kind = "estimate"
 
     def __init__(self, config: dict[str, Any], data_shape: tuple[int, ...], num_classes: int | None = None):
-        from ..gan.model import merge_config
-
         cfg = merge_config(config, DEFAULTS, "ebm")
         super().__init__(cfg, data_shape, None)
         if cfg["conditional"]:
@@ -298,8 +297,6 @@ class EBM(BaselineModel):
         log_z = self.last_log_z.log_z
         dev = self.device
         if self.is_image:
-            from dgmbench.units import dequantize
-
             d = math.prod(self.data_shape)
             g = torch.Generator().manual_seed(int(self.config["ais_seed"]) + 1)
             y = dequantize(x.float().cpu(), generator=g).to(dev)

@@ -1,14 +1,12 @@
 """EBM presets (``python -m baselines train ebm --preset NAME``).
 
 The toy recipe samples "cold" (IGEBM/JEM style: the SGLD noise is below sqrt(2 step), so
-chains concentrate at the energy minima); the digits, mnist-gpu and cifar10 recipes follow JEM (Grathwohl et al.
-2020: 20 SGLD steps of size 1 with noise 0.01 on [-1, 1] images, a 10,000-state buffer
-re-initialised at 5%, data noise 0.03). ``digits`` samples with 200 SGLD steps from noise: on
-its seed-0 model the classifier FID was 413 after 20 steps (the training chain length), 184
-after 100, 131 after 200, 142 after 300, 161 after 500 and 186 after 1,000 (short-run chains
-overshoot when run longer); replay-buffer states score 107 as they are and 75 after 100
-more steps (``--sampling sample_init=buffer,sample_steps=100``). ``mnist`` is the short-run,
-non-persistent recipe of Nijkamp et al. 2019 (below; measured in baselines/README.md#ebm).
+chains concentrate at the energy minima); the digits-jem, digits-tiny, mnist-gpu and cifar10 recipes follow
+JEM (Grathwohl et al. 2020: 20 SGLD steps of size 1 with noise 0.01 on [-1, 1] images, a
+10,000-state buffer re-initialised at 5%, data noise 0.03). ``digits-jem`` (the ``digits``
+preset until 2026-12-02: FID 224 +- 134 over 3 seeds) samples with 200 SGLD steps from noise.
+``digits`` and ``mnist`` are the short-run, non-persistent recipe of Nijkamp et al. 2019
+(below; measured in baselines/README.md#ebm).
 """
 
 from __future__ import annotations
@@ -45,15 +43,21 @@ _IMG_TRAIN = {"batch_size": 64, "lr": 1e-4, "betas": (0.0, 0.999), "grad_clip": 
 # of the density exp(-E) / Z whose AIS estimate is the likelihood column. The ConvNet is theirs
 # at width 8 (8-16-32-64 channels) and K = 60 instead of 100, to fit a CPU. No likelihood: AIS
 # at that temperature fails (baselines/README.md#ebm), and exp(-E) at T = 1 is not what is sampled.
-_SHORT_RUN_MNIST = {"arch": "sconv", "ch": 8, "act": "lrelu", "buffer_size": 0, "reg_weight": 0.0,
-                    "data_noise": 0.03, "sgld_steps": 60, "energy_scale": 2e4, "sgld_step_size": 5e-5,
-                    "sgld_noise": None, "sample_init": "noise", "sample_steps": 60,
-                    "likelihood": "none",
-                    "no_likelihood_reason": (
-                        "AIS cannot estimate log Z of this energy (E = 2e4 x net, the short-run sampler's "
-                        "temperature): its importance weights collapse onto one chain (ESS 1 of 64) and two "
-                        "seeds' log Z differ by thousands of nats, giving impossible bits/dim below 0; "
-                        "see baselines/README.md#ebm")}
+_SHORT_RUN = {"arch": "sconv", "ch": 8, "act": "lrelu", "buffer_size": 0, "reg_weight": 0.0,
+              "data_noise": 0.03, "sgld_steps": 60, "energy_scale": 2e4, "sgld_step_size": 5e-5,
+              "sgld_noise": None, "sample_init": "noise", "sample_steps": 60,
+              "likelihood": "none",
+              "no_likelihood_reason": (
+                  "AIS cannot estimate log Z of this energy (E = 2e4 x net, the short-run sampler's "
+                  "temperature): its importance weights collapse onto one chain (ESS 1 of 64) and two "
+                  "seeds' log Z differ by thousands of nats, giving impossible bits/dim below 0; "
+                  "see baselines/README.md#ebm")}
+_SHORT_RUN_TRAIN = {"batch_size": 32, "lr": 2e-4, "betas": (0.9, 0.999), "grad_clip": None, "log_every": 25,
+                    "device": "cpu"}
+_DIGITS_NO_LIKELIHOOD = (
+    "AIS cannot estimate log Z of this energy (E = 2e4 x net, the short-run sampler's temperature): on a 2,000-step seed-0 "
+    "model its importance weights collapse onto one chain (ESS 1.0 of 64) and log Z came out 13,146 to 18,167 nats "
+    "over two AIS seeds and 500 or 2,000 temperatures; see baselines/README.md#ebm")
 
 PRESETS: dict[str, dict] = {
     "ring8": {
@@ -78,21 +82,30 @@ PRESETS: dict[str, dict] = {
     },
     "digits": {
         "dataset": "digits",
+        "model": {**_SHORT_RUN, "ch": 32, "no_likelihood_reason": _DIGITS_NO_LIKELIHOOD},
+        "train": {**_SHORT_RUN_TRAIN, "steps": 1500, "ckpt_every": 500},
+        "description": ("short-run non-persistent conv EBM on 8x8 digits (the mnist recipe at width 32, Nijkamp et "
+                        "al. 2019): every training chain and every sample is 60 Langevin steps from uniform noise; "
+                        "about 280 CPU-s on one thread (275-276 measured); no likelihood (AIS fails at this "
+                        "temperature)"),
+    },
+    "digits-jem": {
+        "dataset": "digits",
         "model": {**_CONV, "ch": 32, "sample_steps": 200},
         "train": {**_IMG_TRAIN, "steps": 1500, "device": "cpu"},
-        "description": "conv EBM (JEM-style SGLD, replay buffer) on 8x8 digits (<= 3 min on 2 CPU cores)",
+        "description": ("conv EBM (JEM-style SGLD, replay buffer) on 8x8 digits, samples 200 SGLD steps from noise; "
+                        "the digits preset until 2026-12-02 (FID 224 +- 134 over 3 seeds; 219-245 CPU-s)"),
     },
     "digits-tiny": {
         "dataset": "digits",
         "model": {**_CONV, "ch": 8, "sgld_steps": 5, "buffer_size": 512, "ais_chains": 16, "ais_steps": 50},
         "train": {**_IMG_TRAIN, "steps": 30, "log_every": 10, "ckpt_every": 30, "device": "cpu"},
-        "description": "a few seconds of the digits recipe (CI regression gate, table tests)",
+        "description": "a few seconds of the digits-jem recipe (CI regression gate, table tests; AIS likelihood)",
     },
     "mnist": {
         "dataset": "mnist",
-        "model": dict(_SHORT_RUN_MNIST),
-        "train": {"batch_size": 32, "lr": 2e-4, "betas": (0.9, 0.999), "grad_clip": None, "log_every": 25,
-                  "ckpt_every": 250, "steps": 2000, "device": "cpu"},
+        "model": dict(_SHORT_RUN),
+        "train": {**_SHORT_RUN_TRAIN, "steps": 2000, "ckpt_every": 250},
         "description": ("short-run non-persistent conv EBM on MNIST (Nijkamp et al. 2019): every training "
                         "chain and every sample is 60 Langevin steps from uniform noise (step 5e-5 on E = 2e4 net, "
                         "noise 0.01); 26 CPU-minutes on one thread (1,586 CPU-s); FID 77 (classifier-mnist), "

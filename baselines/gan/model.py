@@ -18,7 +18,7 @@ import torch
 
 from dgmbench.errors import UsageError
 
-from ..base import BaselineModel
+from ..base import BaselineModel, merge_config
 from .losses import LOSSES, d_loss_fn, g_loss_fn, gradient_penalty
 from .nets import (
     ConvDiscriminator,
@@ -57,14 +57,6 @@ DEFAULTS: dict[str, Any] = {
 }
 
 UPDATES = ("alternating", "simultaneous")
-
-
-def merge_config(config: dict[str, Any], defaults: dict[str, Any], family: str) -> dict[str, Any]:
-    """Defaults updated by ``config``; unknown keys are a UsageError naming the known ones."""
-    unknown = set(config) - set(defaults)
-    if unknown:
-        raise UsageError(f"unknown {family} model settings {sorted(unknown)}; known: {sorted(defaults)}")
-    return {**defaults, **config}
 
 
 class GAN(BaselineModel):

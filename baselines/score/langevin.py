@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 
 import torch
+from scipy.optimize import minimize_scalar
 
 from dgmbench.errors import UsageError
 
@@ -31,8 +32,6 @@ def ncsnv2_step_lr(sigma_max: float, sigma_min: float, num_levels: int, steps_pe
     """NCSNv2's technique 4: the step eps (a_i = eps (sigma_i / sigma_min)^2, same units as sigma^2)
     that brings eq. 7's variance ratio closest to 1 for a geometric sequence of ``num_levels``
     levels. Reproduces the paper's CIFAR-10 (sigma 50 -> 0.01, L 232, K 5) choice eps = 6.2e-6."""
-    from scipy.optimize import minimize_scalar
-
     if not (sigma_max > sigma_min > 0) or num_levels < 2 or steps_per_level < 1:
         raise UsageError("ncsnv2_step_lr needs sigma_max > sigma_min > 0, num_levels >= 2 and steps_per_level >= 1")
     gamma = (sigma_max / sigma_min) ** (1.0 / (num_levels - 1))
