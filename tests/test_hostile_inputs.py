@@ -576,12 +576,19 @@ def _wait_for(cond: Callable[[], bool], proc: subprocess.Popen, timeout: float) 
     raise AssertionError("the command did not get under way before the signal")
 
 
+def _foreground_signals() -> None:
+    """In the child before exec: SIGINT back to its default disposition (Python then raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _run_subprocess(case: Case, argv: list[str], t: Path, env: dict) -> tuple[int, str]:
     full_env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join([str(t / "mods"), str(REPO_ROOT)]),
                 "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HOSTILE_STARTED": str(t / "started")}
     full_env.pop("DGMBENCH_DEBUG", None)
+    # A suite started as a background job (`make test &`, nohup) inherits SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt handler: give the child the disposition of a foreground terminal, where Ctrl-C arrives.
     proc = subprocess.Popen([sys.executable, "-m", "dgmbench", *argv], env=full_env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_foreground_signals)
     if case.signal is not None:
         if argv[0] == "score":
             _wait_for(lambda: (t / "started").exists(), proc, 120)

@@ -60,7 +60,7 @@ PRESETS: dict[str, dict] = {
                   "sigma_min": 0.01, "sigma_max": 40.0, "num_levels": 100,
                   "sampling": {"steps_per_level": 3, "step_lr": 1.3e-5}},
         "train": {"steps": 4000, "batch_size": 64, "lr": 1e-3, "ema_decay": 0.995, "ckpt_every": 500, "log_every": 50},
-        "description": "CPU: U-Net 32ch (28->14->7), 100 levels 40 -> 0.01, Langevin 100x3; 56-92 CPU-minutes on one thread (3,384 and 5,531 CPU-s measured)",
+        "description": "CPU: U-Net 32ch (28->14->7), 100 levels 40 -> 0.01, Langevin 100x3; 43-92 CPU-minutes on one thread (2,562, 3,384 and 5,531 CPU-s measured over 3 seeds)",
     },
     "mnist-gpu": {
         "dataset": "mnist",
