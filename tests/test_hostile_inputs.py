@@ -596,7 +596,12 @@ def _run_subprocess(case: Case, argv: list[str], t: Path, env: dict) -> tuple[in
             _wait_for(lambda: (t / "runs").is_dir(), proc, 120)
             time.sleep(1.0)
         proc.send_signal(case.signal)
-    out, err = proc.communicate(timeout=180)
+    try:
+        out, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # never leave a 100,000-step training running behind a failed test
+        proc.communicate()
+        raise
     return proc.returncode, out, err
 
 
