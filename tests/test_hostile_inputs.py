@@ -581,7 +581,7 @@ def _foreground_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _run_subprocess(case: Case, argv: list[str], t: Path, env: dict) -> tuple[int, str]:
+def _run_subprocess(case: Case, argv: list[str], t: Path, env: dict) -> tuple[int, str, str]:
     full_env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join([str(t / "mods"), str(REPO_ROOT)]),
                 "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HOSTILE_STARTED": str(t / "started")}
     full_env.pop("DGMBENCH_DEBUG", None)
@@ -589,19 +589,19 @@ def _run_subprocess(case: Case, argv: list[str], t: Path, env: dict) -> tuple[in
     # KeyboardInterrupt handler: give the child the disposition of a foreground terminal, where Ctrl-C arrives.
     proc = subprocess.Popen([sys.executable, "-m", "dgmbench", *argv], env=full_env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, preexec_fn=_foreground_signals)
-    if case.signal is not None:
-        if argv[0] == "score":
-            _wait_for(lambda: (t / "started").exists(), proc, 120)
-        else:  # table: training has begun once the state folder exists and a moment has passed
-            _wait_for(lambda: (t / "runs").is_dir(), proc, 120)
-            time.sleep(1.0)
-        proc.send_signal(case.signal)
     try:
+        if case.signal is not None:
+            if argv[0] == "score":
+                _wait_for(lambda: (t / "started").exists(), proc, 120)
+            else:  # table: training has begun once the state folder exists and a moment has passed
+                _wait_for(lambda: (t / "runs").is_dir(), proc, 120)
+                time.sleep(1.0)
+            proc.send_signal(case.signal)
         out, err = proc.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        proc.kill()  # never leave a 100,000-step training running behind a failed test
-        proc.communicate()
-        raise
+    finally:  # a failed wait or a timeout never leaves a 100,000-step training running behind the test
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     return proc.returncode, out, err
 
 

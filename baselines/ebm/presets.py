@@ -41,7 +41,7 @@ _IMG_TRAIN = {"batch_size": 64, "lr": 1e-4, "betas": (0.0, 0.999), "grad_clip": 
 # step h = 5e-5 and noise sqrt(2 h) = 0.01, the same chain (Adam is invariant to the loss's
 # scale), so the sampler is exactly the (unadjusted, short-run, box-clamped) Langevin dynamics
 # of the density exp(-E) / Z whose AIS estimate is the likelihood column. The ConvNet is theirs
-# at width 8 (8-16-32-64 channels) and K = 60 instead of 100, to fit a CPU. No likelihood: AIS
+# at width 8 (8-16-32-64 channels; ``digits`` uses 32) and K = 60 instead of 100, to fit a CPU. No likelihood: AIS
 # at that temperature fails (baselines/README.md#ebm), and exp(-E) at T = 1 is not what is sampled.
 _SHORT_RUN = {"arch": "sconv", "ch": 8, "act": "lrelu", "buffer_size": 0, "reg_weight": 0.0,
               "data_noise": 0.03, "sgld_steps": 60, "energy_scale": 2e4, "sgld_step_size": 5e-5,
