@@ -469,6 +469,41 @@ def test_log_axis_when_values_span_more_than_the_limit():
     assert not wants_log_axis([])
 
 
+def test_environment_names_checkpoints_by_file_name_not_by_the_machine_folder():
+    from dgmbench.report.html import environment_rows
+
+    rec = _record("gan", "grid25", 1, "/home/someone/runs/grid25/gan-grid25-s1-0123456789.pt", {})
+    rows = {k: v for k, v in environment_rows([rec])}
+    assert rows["checkpoint gan seed 1 (sha256)"] == "cd" * 32 + "  gan-grid25-s1-0123456789.pt"
+
+
+def test_symmetric_log_axis_when_wide_values_cross_zero():
+    import warnings
+
+    from dgmbench.report.plots import metric_bars_png, symlog_threshold
+    from dgmbench.report.summary import summarize
+
+    # grid25's MMD² column: the real-data row's unbiased estimate is below zero, the GAN's 2,000x the smallest
+    mmd = [-2.14e-05, 2.7e-05, 4.95e-05, 8.25e-4, 0.0436, 9.45e-4, 5.5e-4, 2.04e-5]
+    assert symlog_threshold(mmd) == 1e-5                  # the decade below the smallest magnitude, 2.04e-5
+    assert symlog_threshold([-0.5, 0.03, 40.0]) == 0.01
+    assert symlog_threshold([0.0, 3e-3, 9.0]) == 1e-3     # a zero bar sits in the linear part
+    assert symlog_threshold([2e-5, 0.04]) is None         # all positive: a plain log axis serves
+    assert symlog_threshold([-1.0, 2.0, 3.0]) is None
+    # wide spans without one dominating value stay linear: digits' KID x10^3 (392 is 1.4x the next)
+    # and mnist's KDE log-likelihoods, whose differences are what the panel shows
+    assert symlog_threshold([-56.1, 392.0, 129.0, 284.0, 33.3, 145.0, -19.6, 9.61]) is None
+    assert symlog_threshold([126.0, -123.0, 11.9, -48.4, 2.94, -36.3, 41.2, 81.6]) is None
+    assert symlog_threshold([-3.7, 91.7]) == 1.0          # 25x: one value dominates
+    assert symlog_threshold([-2.0, -1.0]) is None and symlog_threshold([]) is None
+    recs = [_record(fam, "grid25", 0, None, {"mmd": (v, v - 1e-4, v + 1e-4)})
+            for fam, v in zip(("real", "gan", "vae"), (-2.14e-05, 0.0436, 4.95e-05))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        png = metric_bars_png(summarize(recs), ["mmd"])
+    assert png is not None and Image.open(io.BytesIO(png)).size[0] > 100
+
+
 def test_log_panel_with_an_interval_through_zero_renders_without_warnings():
     import warnings
 

@@ -302,7 +302,9 @@ def environment_rows(records: list[Record]) -> list[list[str]]:
     for r in sorted(records, key=lambda r: (r.family or "", r.seed)):
         info = table_info(r)
         if info.get("checkpoint_sha256"):
-            rows.append([f"checkpoint {r.family} seed {r.seed} (sha256)", f"{info['checkpoint_sha256']}  {info.get('checkpoint', '')}"])
+            # the file name only: the folder is the machine's runs dir, which says nothing to a reader
+            name = os.path.basename(info.get("checkpoint") or "")
+            rows.append([f"checkpoint {r.family} seed {r.seed} (sha256)", f"{info['checkpoint_sha256']}  {name}"])
     return rows
 
 

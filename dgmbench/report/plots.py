@@ -3,7 +3,8 @@ builds its own :class:`matplotlib.figure.Figure` and renders it with the Agg can
 grids are not drawn here: the table job draws them to files (:mod:`dgmbench.table.grids`).
 
 - :func:`metric_bars_png`: one bar per model per metric with a 95% interval (a log axis when the
-  values span more than ``LOG_SPAN``);
+  values span more than ``LOG_SPAN``; a symmetric-log axis when they also cross zero, e.g. an
+  unbiased MMD² estimate below zero beside a GAN's far larger one);
 - :func:`quality_speed_png`: quality metric against samples/s (log x; log y too when the values
   span more than ``LOG_SPAN``);
 - :func:`loss_curves_png`: training curves against step, a colour per seed (a GAN's D and G
@@ -63,6 +64,22 @@ def wants_log_axis(values: Sequence[float]) -> bool:
         return True
     rest = sorted(vals)[:-1]
     return len(rest) >= 2 and max(vals) > OUTLIER_FACTOR * statistics.median(rest)
+
+
+def symlog_threshold(values: Sequence[float]) -> float | None:
+    """The linear half-width of a symmetric-log axis for ``values`` that cross zero (some <= 0,
+    some > 0) where one magnitude is more than ``OUTLIER_FACTOR`` times every other (on a linear
+    axis the rest would be flattened against zero, as grid25's MMD² beside its GAN's): the power of
+    ten at or below the smallest non-zero magnitude, so every bar but a zero one reaches the
+    logarithmic part. ``None`` when a plain linear or log axis serves (values on one side of zero, or
+    no single dominating magnitude: a linear axis then shows the values, negatives included, as they are)."""
+    vals = [float(v) for v in values]
+    if not vals or min(vals) > 0 or max(vals) <= 0:
+        return None
+    mags = sorted(abs(v) for v in vals if v != 0)
+    if len(mags) < 2 or mags[-1] <= OUTLIER_FACTOR * mags[-2]:
+        return None
+    return 10.0 ** math.floor(math.log10(mags[0]))
 
 
 def valid_range(metric: str, num_modes: int | None = None) -> tuple[float, float]:
@@ -163,13 +180,18 @@ def metric_bars_png(summaries: Sequence[ModelSummary], metrics: Sequence[str],
             lo.append(k * below)
             hi.append(k * above)
         x = list(range(len(names)))
-        # a log axis for wide spans, never for fractions (their [0, 1] scale is the point); an
-        # interval reaching zero is drawn down to the axis' bottom edge
-        log = wants_log_axis(vals) and valid_range(m) != (0.0, 1.0)
+        # a log axis for wide spans (symmetric log when the values cross zero), never for fractions
+        # (their [0, 1] scale is the point); an interval reaching zero is drawn down to the axis' bottom edge
+        fraction = valid_range(m) == (0.0, 1.0)
+        log = wants_log_axis(vals) and not fraction
+        linthresh = None if fraction else symlog_threshold(vals)
         ax.bar(x, vals, color=[colors[n] for n in names], yerr=[lo, hi], capsize=3, ecolor="black")
         if log:
             ax.set_yscale("log")
-        elif valid_range(m) == (0.0, 1.0):
+        elif linthresh is not None:
+            ax.set_yscale("symlog", linthresh=linthresh)
+            ax.axhline(0.0, color="black", linewidth=0.6)
+        elif fraction:
             ax.set_ylim(0.0, 1.05)
         elif vals and 0 < max(abs(v) for v in vals) < 1e-2:
             ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))  # MMD² 1e-4: "1e-4" offset, short ticks
@@ -179,10 +201,19 @@ def metric_bars_png(summaries: Sequence[ModelSummary], metrics: Sequence[str],
         spec = METRICS.get(m)
         label = (headers or {}).get(m) or (spec.label if spec else m)
         direction = "" if spec is None else (" (higher is better)" if spec.higher_is_better else " (lower is better)")
-        ax.set_title(panel_title(f"{label}{direction}{', log scale' if log else ''}"), fontsize=8)
+        ax.set_title(panel_title(f"{label}{direction}{scale_note(log, linthresh)}"), fontsize=8)
         ax.tick_params(axis="y", labelsize=8)
     fig.tight_layout(h_pad=1.2, w_pad=1.0)
     return figure_png(fig)
+
+
+def scale_note(log: bool, linthresh: float | None) -> str:
+    """The panel-title suffix naming a non-linear axis."""
+    if log:
+        return ", log scale"
+    if linthresh is not None:
+        return f", symmetric log scale (linear within ±{linthresh:.0e})"
+    return ""
 
 
 def quality_speed_png(summaries: Sequence[ModelSummary], quality: str = "fid") -> bytes | None:
