@@ -129,9 +129,9 @@ def test_2d_presets_have_the_published_architecture(preset, pack):
     tc = spec["train"]
     assert tc["batch_size"] == 100 * pack
     assert spec["model"]["update"] == "simultaneous" and spec["model"]["loss"] == "ns"
-    # the CPU length trades only the optimiser schedule (published: 400,000 steps at 1e-4 with betas (0.8, 0.999)):
-    # ring8 keeps it for 20,000 steps, then 10,000 at 5e-4 decayed to 0 with betas (0, 0.9); grid25 takes
-    # 10,000 steps at 2e-3 decayed to 0 with betas (0, 0.9)
+    # the CPU length trades only the optimiser schedule (published: 400,000 steps at 1e-4 with betas (0.2, 0.999)):
+    # ring8 takes 20,000 steps at 1e-4 with betas (0.8, 0.999) (the code's Blocks beta1 read as torch's), then
+    # 10,000 at 5e-4 decayed to 0 with betas (0, 0.9); grid25 takes 10,000 steps at 2e-3 decayed to 0 with betas (0, 0.9)
     cfg = TrainConfig.from_dict(tc)
     if preset.startswith("ring8"):
         assert (cfg.steps, cfg.lr, tuple(cfg.betas)) == (30_000, 1e-4, (0.8, 0.999))
@@ -141,10 +141,51 @@ def test_2d_presets_have_the_published_architecture(preset, pack):
     else:
         assert (cfg.steps, cfg.lr, cfg.lr_decay, tuple(cfg.betas), cfg.stages) == (10_000, 2e-3, "cosine", (0.0, 0.9), None)
     published = PRESETS[preset.split("-")[0] + "-published"]
-    assert tuple(published["train"]["betas"]) == (0.8, 0.999)
+    assert tuple(published["train"]["betas"]) == (0.2, 0.999)  # Blocks' beta1 0.8: see the next test
     assert published["model"] == {**spec["model"], "pack": 2}
     assert (published["train"]["steps"], published["train"]["lr"]) == (400_000, 1e-4)
     assert published["train"].get("lr_decay", "none") == "none" and published["train"]["batch_size"] == 200
+
+
+def test_blocks_adam_beta1_0_8_is_torch_betas_0_2_0_999():
+    """The PacGAN code's optimiser is Blocks' Adam(learning_rate=1e-4, beta1=0.8) with Blocks' default
+    beta2 0.001. Blocks writes Adam with beta as the weight of the new gradient (blocks/algorithms
+    Adam.compute_step, written out here): mean_t = b1t g + (1 - b1t) mean with b1t = 1 - (1 - beta1)
+    decay^(t-1), variance_t = beta2 g^2 + (1 - beta2) variance, step = lr sqrt(1 - (1 - beta2)^t) /
+    (1 - (1 - beta1)^t) mean_t / (sqrt(variance_t) + eps). torch.optim.Adam with betas (0.2, 0.999)
+    follows the same parameters; with (0.8, 0.999) it does not."""
+    gen = torch.Generator().manual_seed(0)
+    grads = [torch.randn(5, generator=gen) for _ in range(30)]
+    lr, beta1, beta2, eps, decay = 1e-4, 0.8, 0.001, 1e-8, 1 - 1e-8
+
+    def blocks_path() -> list[torch.Tensor]:
+        p, mean, var, out = torch.zeros(5, dtype=torch.float64), torch.zeros(5, dtype=torch.float64), \
+            torch.zeros(5, dtype=torch.float64), []
+        for t, g in enumerate(grads, start=1):
+            g = g.double()
+            b1t = 1 - (1 - beta1) * decay ** (t - 1)
+            mean = b1t * g + (1 - b1t) * mean
+            var = beta2 * g * g + (1 - beta2) * var
+            p = p - lr * math.sqrt(1 - (1 - beta2) ** t) / (1 - (1 - beta1) ** t) * mean / (var.sqrt() + eps)
+            out.append(p.clone())
+        return out
+
+    def torch_path(betas: tuple[float, float]) -> list[torch.Tensor]:
+        p = torch.zeros(5, dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.Adam([p], lr=lr, betas=betas, eps=eps)
+        out = []
+        for g in grads:
+            p.grad = g.double().clone()
+            opt.step()
+            out.append(p.detach().clone())
+        return out
+
+    ref = blocks_path()
+    same = torch_path((0.2, 0.999))
+    # equal up to where each adds eps (Blocks to sqrt(v), torch to the bias-corrected sqrt(v)): ~1e-10 here
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-9) for a, b in zip(ref, same))
+    literal = torch_path((0.8, 0.999))
+    assert not torch.allclose(ref[-1], literal[-1], rtol=1e-2)
 
 
 def test_pacgan_initialisation_is_normal_0_02_with_zero_biases():
