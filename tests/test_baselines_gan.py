@@ -133,7 +133,7 @@ def test_2d_presets_have_the_published_architecture(preset, pack):
     assert spec["model"]["update"] == "simultaneous" and spec["model"]["loss"] == "ns"
     # the CPU length trades only the optimiser schedule (published: 400,000 steps at 1e-4 with betas (0.2, 0.999)):
     # ring8 takes 20,000 steps at 1e-4 with betas (0.8, 0.999) (the code's Blocks beta1 read as torch's), then
-    # 10,000 at 5e-4 decayed to 0 with betas (0, 0.9); grid25 takes 10,000 steps at 2e-3 decayed to 0 with betas (0, 0.9)
+    # 10,000 at 5e-4 decayed to 0 with betas (0, 0.9); grid25-10k takes 10,000 steps at 2e-3 decayed to 0 with betas (0, 0.9)
     cfg = TrainConfig.from_dict(tc)
     if preset.startswith("ring8"):
         assert (cfg.steps, cfg.lr, tuple(cfg.betas)) == (30_000, 1e-4, (0.8, 0.999))

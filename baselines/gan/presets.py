@@ -61,6 +61,17 @@ def _pacgan(pack: int, **train) -> dict:
             "train": {**PACGAN_2D_TRAIN, "batch_size": 100 * pack, **train}}
 
 
+def _published(dataset: str, pack: int) -> dict:
+    """The published PacGAN protocol on ``dataset`` with packing degree ``pack`` (the ``*-published`` presets)."""
+    if pack == 2:
+        description = ("PacGAN2 with the published schedule (400,000 steps of Adam lr 1e-4, betas (0.2, 0.999): the "
+                       "code's Blocks beta1 0.8; about 2.2 CPU-hours on one unshared thread, 18-21 ms a step)")
+    else:
+        description = (f"GAN without packing (m = 1) with the published schedule of {dataset}-published (PacGAN's GAN "
+                       "row); 24 ms of CPU a step measured beside two other trainings, so up to 2.7 CPU-hours")
+    return {"dataset": dataset, **_pacgan(pack), "description": description}
+
+
 PRESETS: dict[str, dict] = {
     "ring8": {
         "dataset": "ring8",
@@ -74,18 +85,8 @@ PRESETS: dict[str, dict] = {
         **_pacgan(1, **RING8_CPU_TRAIN),
         "description": "GAN without packing (m = 1), same networks and schedule as ring8 (about 1,100 CPU-s on one thread)",
     },
-    "ring8-published": {
-        "dataset": "ring8",
-        **_pacgan(2),
-        "description": ("PacGAN2 with the published schedule (400,000 steps of Adam lr 1e-4, betas (0.2, 0.999): the "
-                        "code's Blocks beta1 0.8; about 2.2 CPU-hours on one unshared thread, 18-21 ms a step)"),
-    },
-    "ring8-vanilla-published": {
-        "dataset": "ring8",
-        **_pacgan(1),
-        "description": ("GAN without packing (m = 1) with the published schedule of ring8-published (PacGAN's GAN "
-                        "row); 24 ms of CPU a step measured beside two other trainings, so up to 2.7 CPU-hours"),
-    },
+    "ring8-published": _published("ring8", 2),
+    "ring8-vanilla-published": _published("ring8", 1),
     "ring8-tiny": {
         "dataset": "ring8",
         "model": dict(_MLP),
@@ -93,15 +94,13 @@ PRESETS: dict[str, dict] = {
         "description": "a few seconds of the ring8 recipe (CI)",
     },
     "grid25": {
-        "dataset": "grid25",
-        **_pacgan(2),
+        **_published("grid25", 2),
         "description": ("PacGAN2 with the published schedule (the config of grid25-published: 400,000 steps of Adam lr "
                         "1e-4, betas (0.2, 0.999)); the table's grid25 GAN. About 2.2 CPU-hours a seed on one unshared "
                         "thread, 3 beside another job: adopt baselines/checkpoints/gan-grid25-published-sS.pt"),
     },
     "grid25-vanilla": {
-        "dataset": "grid25",
-        **_pacgan(1),
+        **_published("grid25", 1),
         "description": ("GAN without packing (m = 1), same networks and schedule as grid25 (the config of "
                         "grid25-vanilla-published)"),
     },
@@ -116,18 +115,8 @@ PRESETS: dict[str, dict] = {
         **_pacgan(1, **CPU_2D_TRAIN),
         "description": "GAN without packing (m = 1), same networks and schedule as grid25-10k (about 150 CPU-s on one thread)",
     },
-    "grid25-published": {
-        "dataset": "grid25",
-        **_pacgan(2),
-        "description": ("PacGAN2 with the published schedule (400,000 steps of Adam lr 1e-4, betas (0.2, 0.999): the "
-                        "code's Blocks beta1 0.8; about 2.2 CPU-hours on one unshared thread, 18-21 ms a step)"),
-    },
-    "grid25-vanilla-published": {
-        "dataset": "grid25",
-        **_pacgan(1),
-        "description": ("GAN without packing (m = 1) with the published schedule of grid25-published (PacGAN's GAN "
-                        "row); 24 ms of CPU a step measured beside two other trainings, so up to 2.7 CPU-hours"),
-    },
+    "grid25-published": _published("grid25", 2),
+    "grid25-vanilla-published": _published("grid25", 1),
     "digits": {
         "dataset": "digits",
         "model": {"arch": "dcgan", "z_dim": 64, "g_channels": 64, "d_channels": 64, "loss": "ns", "conditional": True},
