@@ -184,7 +184,7 @@ class Trainer:
 
     def __init__(self, model: BaselineModel, data: DataSplit, cfg: TrainConfig, *, checkpoint: str | None = None,
                  family: str | None = None, preset: str | None = None, dataset: str | None = None,
-                 progress: bool = True):
+                 dataset_kwargs: dict[str, Any] | None = None, progress: bool = True):
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.model = model.to(self.device)
@@ -193,6 +193,7 @@ class Trainer:
         self.family = family or model.family
         self.preset = preset
         self.dataset = dataset or data.name
+        self.dataset_kwargs = dict(dataset_kwargs or {})  # the preset's get_dataset options, checked by --adopt
         self.progress = progress
         self.history: list[dict[str, float]] = []
         self.step = 0
@@ -218,6 +219,8 @@ class Trainer:
             "history": self.history,
             "diverged": self.diverged,
             "name": f"{self.family}-{self.preset or 'custom'}",
+            # only when set, so a checkpoint of a preset without them keeps its bytes
+            **({"dataset_kwargs": self.dataset_kwargs} if self.dataset_kwargs else {}),
         }
 
     def weights_finite(self) -> bool:
@@ -248,6 +251,9 @@ class Trainer:
         state = read_checkpoint(self.checkpoint, family=self.family)
         if state["config"] != self.model.config:
             raise ModelError(f"{self.checkpoint} was trained with a different model config; delete it or pick another path")
+        if (state.get("dataset_kwargs") or {}) != self.dataset_kwargs:
+            raise ModelError(f"{self.checkpoint} was trained with dataset options {state.get('dataset_kwargs') or {}}, "
+                             f"not {self.dataset_kwargs}; delete it or pick another path")
         self.model.load_state_dict(state["model"])
         if self.ema and state.get("ema"):
             self.ema.shadow.load_state_dict(state["ema"])
@@ -344,9 +350,10 @@ def train_preset(family: str, preset: str, *, checkpoint: str | None = None, see
         tcfg["device"] = device
     cfg = TrainConfig.from_dict(tcfg)
     mcfg = {**spec.get("model", {}), **(overrides or {}).get("model", {})}
-    data = get_dataset(spec["dataset"], "train", **spec.get("dataset_kwargs", {}))
+    dataset_kwargs = spec.get("dataset_kwargs", {})
+    data = get_dataset(spec["dataset"], "train", **dataset_kwargs)
     torch.manual_seed(cfg.seed)  # model init is part of the seeded run
     model = family_module(family).build_model(mcfg, data.data_shape, data.num_classes if mcfg.get("conditional") else None)
     trainer = Trainer(model, data, cfg, checkpoint=checkpoint, family=family, preset=preset, dataset=spec["dataset"],
-                      progress=progress)
+                      dataset_kwargs=dataset_kwargs, progress=progress)
     return trainer.fit(max_steps=max_steps)

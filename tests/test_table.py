@@ -437,6 +437,9 @@ def test_adoption_compares_the_config_a_family_fills_in():
     assert train_differences(state, spec, 1) == ["train seed 2 != 1"]
     other = get_preset("gan", "digits-wgangp")
     assert any(d.startswith("model config differs in") and "loss" in d for d in train_differences(state, other, 2))
+    subset = {**spec, "dataset_kwargs": {"n": 500}}  # a preset training on other data than the checkpoint's
+    assert train_differences(state, subset, 2) == ["dataset options {} != {'n': 500}"]
+    assert train_differences({**state, "dataset_kwargs": {"n": 500}}, subset, 2) == []
 
 
 @pytest.mark.parametrize("argv, needle", [

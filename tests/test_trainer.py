@@ -277,6 +277,20 @@ def test_load_baseline_round_trip(tmp_path, toy_family):
     assert [h["step"] for h in model.train_history] == [5, 10]
 
 
+def test_checkpoint_records_the_dataset_options_only_when_set(tmp_path):
+    """--adopt compares them with a preset's; a run without options keeps the key out (and its bytes)."""
+    plain, subset = str(tmp_path / "plain.pt"), str(tmp_path / "subset.pt")
+    make_trainer(plain, steps=5).fit()
+    torch.manual_seed(0)
+    tcfg = TrainConfig(steps=5, batch_size=16, lr=1e-2, ckpt_every=10, log_every=5, seed=0, device="cpu")
+    Trainer(Toy({"hidden": 16}, (2,)), DATA, tcfg, checkpoint=subset, dataset_kwargs={"n": 200}, progress=False).fit()
+    assert "dataset_kwargs" not in read_checkpoint(plain)
+    assert read_checkpoint(subset)["dataset_kwargs"] == {"n": 200}
+    tcfg.steps = 10
+    with pytest.raises(ModelError, match="dataset options"):  # resuming on other data is refused
+        Trainer(Toy({"hidden": 16}, (2,)), DATA, tcfg, checkpoint=subset, progress=False).fit()
+
+
 def test_atomic_save_never_leaves_temporary_files(tmp_path):
     ckpt = str(tmp_path / "run.pt")
     make_trainer(ckpt, steps=30).fit()
