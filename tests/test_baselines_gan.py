@@ -430,19 +430,33 @@ def test_bad_configs_are_clear_errors(conf, shape, match):
 COMMITTED_GRID25 = sorted(Path(__file__).resolve().parents[1].glob("baselines/checkpoints/gan-grid25-published-s*.pt"))
 
 
+def _finished(state: dict) -> bool:
+    return int(state["step"]) >= PRESETS["grid25"]["train"]["steps"]
+
+
 @pytest.mark.parametrize("path", COMMITTED_GRID25, ids=lambda p: p.name)
 def test_committed_grid25_checkpoints_stand_in_for_the_table_gan(path):
     """Each committed grid25-published file is adoptable by ``dgmbench table --dataset grid25`` (no config
-    difference from the table's preset for its seed); a finished one meets issue 20's grid25 target on the
-    PacGAN protocol (>= 23 of 25 modes, >= 85% of 2,500 samples within 3 std of a mode)."""
+    difference from the table's preset for its seed)."""
     state = read_checkpoint(str(path))
     seed = int(state["train_config"]["seed"])
     assert state["family"] == "gan" and train_differences(state, PRESETS["grid25"], seed) == []
-    steps = PRESETS["grid25"]["train"]["steps"]
-    if int(state["step"]) < steps:  # committed with its optimiser state so another machine can finish it
-        pytest.skip(f"{path.name} is a partial training (step {state['step']} of {steps}); "
-                    "python -m baselines train gan --preset grid25-published resumes it")
-    model = load_baseline(str(path))
+    if not _finished(state):  # committed with its optimiser state so another machine can finish it
+        pytest.skip(f"{path.name} is a partial training (step {state['step']} of "
+                    f"{PRESETS['grid25']['train']['steps']}); python -m baselines train gan --preset "
+                    "grid25-published resumes it")
+
+
+def test_committed_grid25_checkpoints_meet_the_target_over_three_seeds():
+    """Issue 20's grid25 target on the PacGAN protocol, as it is stated: over 3 seeds, a mean of >= 23 of 25
+    modes captured and >= 85% of samples within 3 std of a mode (2,500 samples per seed). PacGAN2's own
+    trials spread by about 2 modes (23.8 +- 0.7 s.e. over 10), so one seed may fall below 23."""
+    finished = [p for p in COMMITTED_GRID25 if _finished(read_checkpoint(str(p)))]
+    if len(finished) < 3:
+        pytest.skip(f"{len(finished)} of the 3 grid25-published seeds are finished")
     test = get_dataset("grid25", "test")
-    mc = mode_coverage(model.sample(2500, generator=torch.Generator().manual_seed(0)), test.modes, test.mode_std)
-    assert mc.modes_captured >= 23 and mc.high_quality_fraction >= 0.85, mc
+    scores = [mode_coverage(load_baseline(str(p)).sample(2500, generator=torch.Generator().manual_seed(0)),
+                            test.modes, test.mode_std) for p in finished]
+    modes = sum(mc.modes_captured for mc in scores) / len(scores)
+    hq = sum(mc.high_quality_fraction for mc in scores) / len(scores)
+    assert modes >= 23 and hq >= 0.85, scores

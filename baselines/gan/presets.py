@@ -65,7 +65,7 @@ def _published(dataset: str, pack: int) -> dict:
     """The published PacGAN protocol on ``dataset`` with packing degree ``pack`` (the ``*-published`` presets)."""
     if pack == 2:
         description = ("PacGAN2 with the published schedule (400,000 steps of Adam lr 1e-4, betas (0.2, 0.999): the "
-                       "code's Blocks beta1 0.8; about 2.2 CPU-hours on one unshared thread, 18-21 ms a step)")
+                       "code's Blocks beta1 0.8; 2.2-2.6 CPU-hours on one thread, 20-23 ms a step)")
     else:
         description = (f"GAN without packing (m = 1) with the published schedule of {dataset}-published (PacGAN's GAN "
                        "row); 24 ms of CPU a step measured beside two other trainings, so up to 2.7 CPU-hours")
@@ -96,8 +96,8 @@ PRESETS: dict[str, dict] = {
     "grid25": {
         **_published("grid25", 2),
         "description": ("PacGAN2 with the published schedule (the config of grid25-published: 400,000 steps of Adam lr "
-                        "1e-4, betas (0.2, 0.999)); the table's grid25 GAN. About 2.2 CPU-hours a seed on one unshared "
-                        "thread, 3 beside another job: adopt baselines/checkpoints/gan-grid25-published-sS.pt"),
+                        "1e-4, betas (0.2, 0.999)); the table's grid25 GAN. 2.2-2.6 CPU-hours a seed on one thread "
+                        "(3 beside another training): adopt baselines/checkpoints/gan-grid25-published-sS.pt"),
     },
     "grid25-vanilla": {
         **_published("grid25", 1),
