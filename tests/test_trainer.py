@@ -89,13 +89,13 @@ def toy_family(monkeypatch):
 DATA = DataSplit("toydata", "train", torch.randn(200, 2, generator=torch.Generator().manual_seed(5)))
 
 
-def make_trainer(ckpt=None, *, seed=0, steps=30, model_cfg=None, **cfg):
+def make_trainer(ckpt=None, *, seed=0, steps=30, model_cfg=None, dataset_kwargs=None, **cfg):
     torch.manual_seed(seed)
     model = Toy(model_cfg or {"hidden": 16}, (2,))
     settings = {"steps": steps, "batch_size": 16, "lr": 1e-2, "ckpt_every": 10, "log_every": 5, "seed": seed,
                 "device": "cpu", **cfg}
     tcfg = TrainConfig(**settings)
-    return Trainer(model, DATA, tcfg, checkpoint=ckpt, progress=False)
+    return Trainer(model, DATA, tcfg, checkpoint=ckpt, dataset_kwargs=dataset_kwargs, progress=False)
 
 
 def weights(model):
@@ -281,14 +281,11 @@ def test_checkpoint_records_the_dataset_options_only_when_set(tmp_path):
     """--adopt compares them with a preset's; a run without options keeps the key out (and its bytes)."""
     plain, subset = str(tmp_path / "plain.pt"), str(tmp_path / "subset.pt")
     make_trainer(plain, steps=5).fit()
-    torch.manual_seed(0)
-    tcfg = TrainConfig(steps=5, batch_size=16, lr=1e-2, ckpt_every=10, log_every=5, seed=0, device="cpu")
-    Trainer(Toy({"hidden": 16}, (2,)), DATA, tcfg, checkpoint=subset, dataset_kwargs={"n": 200}, progress=False).fit()
+    make_trainer(subset, steps=5, dataset_kwargs={"n": 200}).fit()
     assert "dataset_kwargs" not in read_checkpoint(plain)
     assert read_checkpoint(subset)["dataset_kwargs"] == {"n": 200}
-    tcfg.steps = 10
     with pytest.raises(ModelError, match="dataset options"):  # resuming on other data is refused
-        Trainer(Toy({"hidden": 16}, (2,)), DATA, tcfg, checkpoint=subset, progress=False).fit()
+        make_trainer(subset, steps=10).fit()
 
 
 def test_atomic_save_never_leaves_temporary_files(tmp_path):

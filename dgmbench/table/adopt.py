@@ -2,10 +2,10 @@
 
 A model trained with ``python -m baselines train FAMILY --preset P --seed S`` (or on another
 machine) is the model ``dgmbench table`` would train for (FAMILY, P, S) when its dataset and
-dataset options, its model config and its optimisation settings equal the preset's. Adoption checks exactly that, copies the
-file to the job's cache path and logs an ``adopt`` event; the table then treats it as its own
-checkpoint (a finished one is not retrained; an unfinished one is resumed to the preset's
-steps). What the checkpoint cannot prove is the code it was trained with, so the Record and
+dataset options, its model config and its optimisation settings equal the preset's. Adoption
+checks exactly that, copies the file to the job's cache path and logs an ``adopt`` event; the
+table then treats it as its own checkpoint (a finished one is not retrained; an unfinished one
+is resumed to the preset's steps). What the checkpoint cannot prove is the code it was trained with, so the Record and
 the leaderboard name the adopted file, and the table's command (which omits ``--adopt``)
 retrains it from scratch on a machine without it.
 """
@@ -51,8 +51,9 @@ def train_differences(state: dict[str, Any], spec: dict[str, Any], seed: int) ->
     diffs = []
     if state.get("dataset") != spec.get("dataset"):
         diffs.append(f"dataset {state.get('dataset')!r} != {spec.get('dataset')!r}")
-    if (state.get("dataset_kwargs") or {}) != (spec.get("dataset_kwargs") or {}):
-        diffs.append(f"dataset options {state.get('dataset_kwargs') or {}!r} != {spec.get('dataset_kwargs') or {}!r}")
+    have_options, want_options = state.get("dataset_kwargs") or {}, spec.get("dataset_kwargs") or {}
+    if have_options != want_options:
+        diffs.append(f"dataset options {have_options!r} != {want_options!r}")
     have_cfg, want_cfg = state.get("config") or {}, model_config(state, spec)
     if have_cfg != want_cfg:
         changed = [k for k in sorted(set(have_cfg) | set(want_cfg)) if have_cfg.get(k) != want_cfg.get(k)]
